@@ -1,0 +1,51 @@
+# Config validation and helpers shared by all rules.
+import lood.config as lc
+
+config.update(lc.with_defaults(config))
+validate(config, schema="../config/schema.yaml")
+try:
+    lc.check_config(config, base_dir=workflow.basedir)
+except ValueError as exc:
+    raise WorkflowError(f"Invalid config: {exc}") from None
+
+RESULTS = config["results"]
+EXPERIMENTS = list(config["experiments"])
+N_SHARDS = lc.n_shards(config, workflow.basedir)
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    shard=r"\d+",
+
+
+def exp(wildcards):
+    """Resolved config of the experiment named by the wildcards."""
+    return lc.experiment(config, wildcards.experiment)
+
+
+def section(name):
+    """Params function: one resolved config section of the wildcard's experiment."""
+    return lambda wildcards: exp(wildcards)[name]
+
+
+def out_shards(wildcards):
+    return expand(
+        "{results}/{experiment}/models/out_{shard}.npz",
+        results=RESULTS,
+        experiment=wildcards.experiment,
+        shard=range(N_SHARDS),
+    )
+
+
+def figure_paths(stem):
+    return [f"{stem}.{fmt}" for fmt in config["plots"]["formats"]]
+
+
+def all_outputs():
+    outs = []
+    for e in EXPERIMENTS:
+        base = f"{RESULTS}/{e}"
+        outs += [f"{base}/mia.csv", f"{base}/lood.csv", f"{base}/correlation.csv"]
+        outs += figure_paths(f"{base}/figures/correlation")
+        if lc.experiment(config, e)["nngp"]["all_records"]:
+            outs += [f"{base}/lood_all.csv"] + figure_paths(f"{base}/figures/lood_all_hist")
+    return outs

@@ -1,0 +1,19 @@
+rule split:
+    """Load the dataset, draw the class-balanced split and choose the differing records."""
+    output:
+        split=f"{RESULTS}/{{experiment}}/data/split.npz",
+        differ=f"{RESULTS}/{{experiment}}/differ.csv",
+    params:
+        data=config["data"],
+        differ=config["differ"],
+        basedir=workflow.basedir,
+    log:
+        f"{RESULTS}/{{experiment}}/logs/split.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/split.py"

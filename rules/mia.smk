@@ -1,0 +1,21 @@
+rule mia:
+    """Per differing record: Gaussian likelihood-ratio MIA AUC (mean, std) and prediction difference."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+        models_in=rules.train_in.output.models,
+        models_out=out_shards,
+    output:
+        f"{RESULTS}/{{experiment}}/mia.csv",
+    params:
+        mia=section("mia"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/mia.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/mia.py"

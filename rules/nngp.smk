@@ -1,0 +1,60 @@
+rule nngp_kernel:
+    """NNGP kernel of the training set (float64). Depends on data and architecture, not on sigma2."""
+    input:
+        split=rules.split.output.split,
+    output:
+        kernel=f"{RESULTS}/{{experiment}}/nngp/kernel.npz",
+    params:
+        model=section("model"),
+        batch_size=lambda w: exp(w)["nngp"]["kernel_batch_size"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/nngp_kernel.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/nngp_kernel.tsv"
+    threads: 4
+    resources:
+        gpu=0,
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../envs/jax.yaml"
+    script:
+        "../workflow/scripts/nngp_kernel.py"
+
+
+rule lood:
+    """KL LOOD, mean-distance LOOD and NNGP AUC of each differing record (query = the record)."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+        kernel=rules.nngp_kernel.output.kernel,
+    output:
+        f"{RESULTS}/{{experiment}}/lood.csv",
+    params:
+        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
+        mode="differ",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/lood.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/lood.tsv"
+    threads: 4
+    resources:
+        gpu=0,
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../envs/jax.yaml"
+    script:
+        "../workflow/scripts/lood.py"
+
+
+use rule lood as lood_all with:
+    output:
+        f"{RESULTS}/{{experiment}}/lood_all.csv",
+    params:
+        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
+        mode="all",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/lood_all.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/lood_all.tsv"

@@ -1,0 +1,41 @@
+rule plot_correlation:
+    """Scatter + regression of NNGP LOOD vs MIA AUC and mean-distance LOOD vs prediction difference."""
+    input:
+        mia=rules.mia.output[0],
+        lood=rules.lood.output[0],
+    output:
+        stats=f"{RESULTS}/{{experiment}}/correlation.csv",
+        figures=figure_paths(f"{RESULTS}/{{experiment}}/figures/correlation"),
+    params:
+        plots=config["plots"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_correlation.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_correlation.py"
+
+
+rule plot_lood_all:
+    """Histogram of the LOOD of every training record, the differing records marked."""
+    input:
+        lood_all=rules.lood_all.output[0],
+        lood=rules.lood.output[0],
+    output:
+        figures=figure_paths(f"{RESULTS}/{{experiment}}/figures/lood_all_hist"),
+    params:
+        plots=config["plots"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_lood_all.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_lood_all.py"

@@ -1,0 +1,75 @@
+"""Atomic, validated writing of result artifacts.
+
+Every artifact is written to a temporary file in the destination directory and then moved into
+place with ``os.replace``, so an interrupted job never leaves a half-written file that looks
+complete. Tables are checked for non-finite values before they are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def check_finite_table(df: pd.DataFrame, name: str, allow_nan: Sequence[str] = ()) -> None:
+    """Raise ValueError naming the table, column and rows if a numeric column has NaN or inf."""
+    for col in df.columns:
+        if col in allow_nan or not pd.api.types.is_numeric_dtype(df[col]):
+            continue
+        values = df[col].to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:10].tolist()
+            raise ValueError(
+                f"{name}: column {col!r} has {int(bad.sum())} non-finite value(s) (rows {rows}); "
+                "refusing to write a table with NaN/inf"
+            )
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], allow_nan: Sequence[str] = ()) -> None:
+    """Check ``df`` for non-finite values, then write it atomically as CSV."""
+    check_finite_table(df, str(path), allow_nan=allow_nan)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.10g")
+
+
+def savez(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
+    """Write a compressed ``.npz`` atomically (no object arrays, so it loads without pickle)."""
+    for key, value in arrays.items():
+        if np.asarray(value).dtype == object:
+            raise TypeError(f"{path}: array {key!r} has dtype object; refusing to pickle")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` into memory, never unpickling."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from exc

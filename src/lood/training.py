@@ -1,0 +1,134 @@
+"""Training jobs of the workflow: in models on D, out models on D minus one record, as ensembles.
+
+Seeds derive from ``train.seed``, the role, the record index and the replica number (never from
+the clock or the shard), so results do not depend on how records are grouped into shards.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .arch import Architecture
+from .config import derive_seed, shard_records
+from .data import Split
+from .ensemble import TrainConfig, accuracy, train_ensemble
+from .io import atomic_path, savez
+from .models import save_params
+
+
+def pick_device(device: str) -> str:
+    """``auto`` -> cuda when available, else cpu; an explicit cuda without a GPU is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    return device
+
+
+def train_config(train: dict[str, Any]) -> TrainConfig:
+    """The optimisation settings of the ``train`` config section."""
+    return TrainConfig(
+        epochs=int(train["epochs"]),
+        lr=float(train["lr"]),
+        batch_size=int(train["batch_size"]),
+        optimizer=str(train["optimizer"]),
+        momentum=float(train["momentum"]),
+        weight_decay=float(train["weight_decay"]),
+        loss=str(train["loss"]),
+    )
+
+
+def role_masks_and_seeds(
+    role: str, n_train: int, differ_idx: np.ndarray, train: dict[str, Any], shard: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inclusion masks [K, N], seeds [K] and the records left out (out role) for one job."""
+    seed = int(train["seed"])
+    if role == "in":
+        k = int(train["n_in"])
+        masks = np.ones((k, n_train), dtype=bool)
+        seeds = np.array([derive_seed(seed, "in", i) for i in range(k)], dtype=np.int64)
+        return masks, seeds, np.array([], dtype=np.int64)
+    if role != "out" or shard is None:
+        raise ValueError(f"role must be 'in' or 'out' (with a shard), got {role!r}/{shard}")
+    k = int(train["n_out"])
+    records = np.asarray(differ_idx)[list(shard_records(len(differ_idx), int(train["shard_size"]), shard))]
+    masks = np.ones((len(records) * k, n_train), dtype=bool)
+    seeds = np.empty(len(records) * k, dtype=np.int64)
+    for j, record in enumerate(records):
+        masks[j * k : (j + 1) * k, record] = False
+        seeds[j * k : (j + 1) * k] = [derive_seed(seed, "out", int(record), i) for i in range(k)]
+    return masks, seeds, records.astype(np.int64)
+
+
+def train_role(
+    role: str,
+    split: Split,
+    differ_idx: np.ndarray,
+    model_cfg: dict[str, Any],
+    train_cfg: dict[str, Any],
+    experiment: str,
+    shard: int | None,
+    out_npz: str,
+    out_weights: str | None = None,
+    threads: int = 1,
+    logger: logging.Logger | None = None,
+) -> dict[str, np.ndarray]:
+    """Train one job's ensemble and write its outputs (``.npz``) and, optionally, weights.
+
+    Arrays written: ``outputs_differ`` (outputs on every differing record), ``test_acc``,
+    ``train_loss``, ``seeds``, ``differ_idx``; out jobs add ``records`` and shape the per-model
+    arrays [S, K, ...] (record, replica).
+    """
+    log = logger or logging.getLogger("lood.train")
+    torch.set_num_threads(max(1, int(threads)))
+    device = pick_device(train_cfg.get("device", "auto"))
+    arch = Architecture.from_config(model_cfg, split.n_classes)
+    differ_idx = np.asarray(differ_idx, dtype=np.int64)
+    masks, seeds, records = role_masks_and_seeds(role, len(split.y_train), differ_idx, train_cfg, shard)
+    where = f"experiment {experiment!r}, {role} models" + (f", shard {shard}" if role == "out" else "")
+    log.info("%s: training %d models (%s) on %s, N=%d", where, len(seeds), arch, device, masks.shape[1])
+    x = torch.as_tensor(split.x_train, dtype=torch.float32)
+    t0 = time.perf_counter()
+    try:
+        result = train_ensemble(
+            arch,
+            train_config(train_cfg),
+            x,
+            torch.as_tensor(split.y_train, dtype=torch.int64),
+            torch.as_tensor(masks),
+            [int(s) for s in seeds],
+            eval_sets={"differ": x[differ_idx], "test": torch.as_tensor(split.x_test, dtype=torch.float32)},
+            device=device,
+            chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
+            progress=log,
+        )
+    except FloatingPointError as exc:
+        raise FloatingPointError(
+            f"{where}: training diverged ({exc}); lower train.lr or check the data normalisation"
+        ) from exc
+    elapsed = time.perf_counter() - t0
+    test_acc = accuracy(result.outputs["test"], split.y_test)
+    log.info("%s: %d models in %.1fs (%.2f models/s), test accuracy %.4f +- %.4f",
+             where, len(seeds), elapsed, len(seeds) / elapsed, test_acc.mean(), test_acc.std())  # fmt: skip
+    arrays = {
+        "outputs_differ": result.outputs["differ"].astype(np.float32),
+        "test_acc": test_acc.astype(np.float32),
+        "train_loss": np.asarray(result.final_train_loss, dtype=np.float32),
+        "seeds": seeds,
+        "differ_idx": differ_idx,
+    }
+    if role == "out":
+        s, k = len(records), len(seeds) // len(records)
+        arrays = {key: (v.reshape(s, k, *v.shape[1:]) if key not in ("differ_idx",) else v) for key, v in arrays.items()}
+        arrays["records"] = records
+    savez(out_npz, **arrays)
+    if out_weights or (role == "out" and train_cfg.get("save_out_weights")):
+        path = out_weights or str(out_npz).replace(".npz", "_weights.safetensors")
+        with atomic_path(path) as tmp:
+            save_params(tmp, result.params, {"architecture": repr(arch.to_dict()), "role": role})
+    return arrays

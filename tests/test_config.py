@@ -1,0 +1,93 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import lood.config as lc
+
+
+def base_config():
+    import yaml
+    from pathlib import Path
+
+    return lc.with_defaults(yaml.safe_load((Path(__file__).parent / "configs/tiny.yaml").read_text()))
+
+
+def test_experiment_overrides_only_its_sections():
+    cfg = base_config()
+    cfg["experiments"] = {"relu": {}, "gelu": {"model": {"activation": "gelu"}, "nngp": {"sigma2": 0.1}}}
+    relu, gelu = lc.experiment(cfg, "relu"), lc.experiment(cfg, "gelu")
+    assert relu["model"]["activation"] == "relu" and gelu["model"]["activation"] == "gelu"
+    assert gelu["model"]["width"] == relu["model"]["width"]
+    assert gelu["nngp"]["sigma2"] == 0.1 and relu["nngp"]["sigma2"] == cfg["nngp"]["sigma2"]
+    assert gelu["data"] == relu["data"]
+    assert cfg["model"]["activation"] == "relu"  # base untouched
+    with pytest.raises(ValueError, match="no experiment named"):
+        lc.experiment(cfg, "tanh")
+
+
+def test_shards_cover_records_exactly_once():
+    for n, size in [(30, 8), (3, 2), (5, 5), (1, 4)]:
+        cfg = {"differ": {"n": n, "csv": None}, "train": {"shard_size": size}}
+        shards = [list(lc.shard_records(n, size, s)) for s in range(lc.n_shards(cfg))]
+        assert sum(shards, []) == list(range(n))
+    with pytest.raises(ValueError):
+        lc.shard_records(3, 2, 2)
+
+
+def test_derive_seed_is_deterministic_and_distinct():
+    a = lc.derive_seed(0, "out", 17, 3)
+    assert a == lc.derive_seed(0, "out", 17, 3)
+    seeds = {lc.derive_seed(0, role, r, k) for role in ("in", "out") for r in range(20) for k in range(50)}
+    assert len(seeds) == 2 * 20 * 50
+    assert lc.derive_seed("experiment_long_name_a") != lc.derive_seed("experiment_long_name_b")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["differ"].update(n=61), "differ.n"),
+        (lambda c: c["data"].update(classes=[3, 12]), "data.classes"),
+        (lambda c: c["train"].update(batch_size=1000), "train.batch_size"),
+        (lambda c: c["data"].update(dataset="npz", path=None), "data.path"),
+        (lambda c: c["data"].update(dataset="npz", path="missing.npz"), "data.path"),
+    ],
+)
+def test_check_config_names_the_key(mutate, key, tmp_path):
+    cfg = base_config()
+    mutate(cfg)
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        lc.check_config(cfg, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("idx\n1\n2\n", "no 'differ_idx' column"),
+        ("differ_idx\n1\n1\n", "duplicates"),
+        ("differ_idx\n1.5\n2\n", "integers"),
+        ("differ_idx\n1\n60\n", "out of range"),
+        ("differ_idx\n", "no records"),
+    ],
+)
+def test_differ_csv_errors(tmp_path, content, message):
+    (tmp_path / "d.csv").write_text(content)
+    cfg = base_config()
+    cfg["differ"]["csv"] = "d.csv"
+    with pytest.raises(ValueError, match=message):
+        lc.check_config(cfg, base_dir=tmp_path)
+
+
+def test_npz_dataset_classes_checked_against_file(tmp_path):
+    np.savez(tmp_path / "own.npz", x=np.zeros((10, 4)), y=np.array([0, 1] * 5))
+    cfg = base_config()
+    cfg["data"].update(dataset="npz", path="own.npz", classes=[0, 1], n_train=6, n_test=2)
+    cfg["differ"]["n"] = 2
+    cfg["train"]["batch_size"] = 4
+    lc.check_config(cfg, base_dir=tmp_path)
+    cfg["data"]["classes"] = [0, 2]
+    with pytest.raises(ValueError, match=r"data\.classes"):
+        lc.check_config(cfg, base_dir=tmp_path)
+    pd.DataFrame({"differ_idx": [0, 5]}).to_csv(tmp_path / "ok.csv", index=False)
+    cfg["data"]["classes"] = [0, 1]
+    cfg["differ"]["csv"] = "ok.csv"
+    assert lc.n_differ(cfg, tmp_path) == 2

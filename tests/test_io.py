@@ -1,0 +1,35 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from lood.io import atomic_path, load_npz, savez, write_csv
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.csv"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_csv_refuses_non_finite(tmp_path):
+    df = pd.DataFrame({"a": [1.0, np.nan], "b": ["x", "y"]})
+    with pytest.raises(ValueError, match="'a'.*non-finite"):
+        write_csv(df, tmp_path / "t.csv")
+    assert not (tmp_path / "t.csv").exists()
+    write_csv(df, tmp_path / "t.csv", allow_nan=["a"])
+    assert pd.read_csv(tmp_path / "t.csv").shape == (2, 2)
+
+
+def test_savez_roundtrip_and_no_pickle(tmp_path):
+    savez(tmp_path / "a.npz", x=np.arange(6).reshape(2, 3), y=np.array([0.5]))
+    data = load_npz(tmp_path / "a.npz")
+    np.testing.assert_array_equal(data["x"], np.arange(6).reshape(2, 3))
+    with pytest.raises(TypeError, match="object"):
+        savez(tmp_path / "b.npz", x=np.array([{"a": 1}], dtype=object))
+    (tmp_path / "c.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_npz(tmp_path / "c.npz")

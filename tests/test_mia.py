@@ -1,0 +1,67 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from lood.mia import gaussian_lr_auc, margin_score, mia_table, prediction_difference
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.5, 1.0, 2.0])
+def test_gaussian_lr_auc_matches_analytic(delta):
+    # Equal-variance Gaussians: the LR test is monotone in s, AUC = Phi(|mu1-mu2| / (sigma sqrt 2)).
+    rng = np.random.default_rng(0)
+    sigma = 1.3
+    s_in = rng.normal(delta * sigma, sigma, 4000)
+    s_out = rng.normal(0.0, sigma, 4000)
+    mean, std = gaussian_lr_auc(s_in, s_out, n_splits=5, seed=1)
+    expected = norm.cdf(delta / np.sqrt(2))
+    assert mean == pytest.approx(expected, abs=0.015)
+    assert 0 <= std < 0.02
+
+
+def test_gaussian_lr_auc_detects_variance_difference():
+    # Same mean, different spread: a threshold on s is useless (AUC 0.5) but the LR test is not.
+    rng = np.random.default_rng(1)
+    s_in = rng.normal(0, 0.3, 3000)
+    s_out = rng.normal(0, 1.0, 3000)
+    mean, _ = gaussian_lr_auc(s_in, s_out, n_splits=3)
+    # P(|z_in| < |z_out|) for the optimal test = 2/pi * atan(1/0.3)
+    assert mean == pytest.approx(2 / np.pi * np.arctan(1 / 0.3), abs=0.02)
+
+
+def test_gaussian_lr_auc_is_seeded_and_validates():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=20), rng.normal(size=20)
+    assert gaussian_lr_auc(a, b, 10, seed=3) == gaussian_lr_auc(a, b, 10, seed=3)
+    assert gaussian_lr_auc(a, b, 10, seed=3) != gaussian_lr_auc(a, b, 10, seed=4)
+    with pytest.raises(ValueError, match="at least 4"):
+        gaussian_lr_auc(a[:3], b)
+
+
+def test_margin_score_and_prediction_difference_by_hand():
+    out = np.array([[2.0, -1.0, 0.5], [0.0, 3.0, 1.0]])
+    np.testing.assert_allclose(margin_score(out, 0), [1.5, -3.0])
+    np.testing.assert_allclose(margin_score(out, 1), [-3.0, 2.0])
+    ins = np.array([[1.0, 0.0], [3.0, 2.0]])  # mean (2, 1)
+    outs = np.array([[0.0, 0.0], [0.0, 1.0]])  # mean (0, 0.5)
+    assert prediction_difference(ins, outs) == pytest.approx(4.0 + 0.25)
+
+
+def test_mia_table_pairs_out_models_with_their_record():
+    rng = np.random.default_rng(0)
+    k, p, c = 40, 3, 2
+    differ = pd.DataFrame({"differ_idx": [7, 2, 9], "label": [0, 1, 0]})
+    models_in = {"outputs_differ": rng.normal(size=(k, p, c)), "test_acc": np.full(k, 0.9)}
+    # record 2 (position 1) is strongly separated; the others are not.
+    models_in["outputs_differ"][:, 1, 1] += 5.0
+    shard_a = {"records": np.array([7, 2]), "outputs_differ": rng.normal(size=(2, k, p, c)),
+               "test_acc": np.full((2, k), 0.8)}  # fmt: skip
+    shard_b = {"records": np.array([9]), "outputs_differ": rng.normal(size=(1, k, p, c)),
+               "test_acc": np.full((1, k), 0.7)}  # fmt: skip
+    table = mia_table(differ, models_in, [shard_b, shard_a], n_splits=5)
+    assert list(table.differ_idx) == [7, 2, 9]
+    assert table.loc[1, "mia_auc"] > 0.95
+    assert table.loc[0, "mia_auc"] < 0.8 and table.loc[2, "mia_auc"] < 0.8
+    assert table.loc[2, "out_test_acc"] == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="no out models"):
+        mia_table(differ, models_in, [shard_a])

@@ -1,0 +1,153 @@
+"""Integration: the whole Snakemake DAG on a tiny config, config validation, incremental reruns."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+
+
+def write_config(path: Path, mutate=None) -> Path:
+    cfg = yaml.safe_load(TINY.read_text())
+    if mutate:
+        mutate(cfg)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def planned_rules(proc: subprocess.CompletedProcess[str]) -> set[str]:
+    """Rule names in the 'Job stats' table of a dry run."""
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return set()
+    table = text.split("Job stats:", 1)[1]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)} - {"total"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("tiny")
+    config = write_config(work / "config.yaml")
+    proc = snakemake(work, config, "--cores", "2", "--scheduler", "greedy")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return work, config
+
+
+COLUMNS = {
+    "differ.csv": ["differ_idx", "label"],
+    "mia.csv": ["differ_idx", "label", "mia_auc", "mia_auc_std", "pred_diff", "in_test_acc"],
+    "lood.csv": ["differ_idx", "label", "kl_lood", "mean_dist_lood", "nngp_auc", "var_in", "var_out"],
+    "lood_all.csv": ["idx", "label", "is_differ", "kl_lood", "mean_dist_lood", "nngp_auc"],
+    "correlation.csv": ["x", "y", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "n"],
+}
+
+
+def test_every_output_exists_with_documented_columns(tiny_run):
+    work, _ = tiny_run
+    base = work / "results" / "tiny"
+    for name, cols in COLUMNS.items():
+        df = pd.read_csv(base / name)
+        assert set(cols) <= set(df.columns), (name, df.columns)
+        numeric = df.select_dtypes("number")
+        if name != "correlation.csv":
+            assert np.isfinite(numeric.to_numpy(dtype=float)).all(), name
+    mia, lood = pd.read_csv(base / "mia.csv"), pd.read_csv(base / "lood.csv")
+    assert len(mia) == len(lood) == 3
+    assert ((mia.mia_auc >= 0) & (mia.mia_auc <= 1)).all()
+    assert ((lood.nngp_auc >= 0.5 - 1e-9) & (lood.nngp_auc <= 1)).all()
+    assert (lood.kl_lood > 0).all() and (lood.var_out >= lood.var_in).all()
+    lood_all = pd.read_csv(base / "lood_all.csv")
+    assert len(lood_all) == 60 and lood_all.is_differ.sum() == 3
+    # the all-records mode agrees with the per-record computation on the differing records
+    merged = lood.merge(lood_all, left_on="differ_idx", right_on="idx", suffixes=("", "_all"))
+    np.testing.assert_allclose(merged.kl_lood, merged.kl_lood_all, rtol=1e-8)
+    for fig in ["correlation.png", "lood_all_hist.png"]:
+        assert (base / "figures" / fig).stat().st_size > 1000
+    models_in = np.load(base / "models" / "in.npz")
+    assert models_in["outputs_differ"].shape == (8, 3, 2)
+    out0 = np.load(base / "models" / "out_0.npz")
+    assert out0["outputs_differ"].shape == (2, 8, 3, 2) and len(out0["records"]) == 2
+    assert (base / "models" / "in_weights.safetensors").exists()
+    for log in ["split", "train_in", "train_out_0", "train_out_1", "mia", "lood", "nngp_kernel"]:
+        assert (base / "logs" / f"{log}.log").stat().st_size > 0, log
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    work, config = tiny_run
+    assert planned_rules(snakemake(work, config, "-n")) == set()
+
+
+def test_plot_setting_reruns_only_plots(tiny_run, tmp_path):
+    work, _ = tiny_run
+    config = write_config(tmp_path / "c.yaml", lambda c: c["plots"].update(dpi=77))
+    assert planned_rules(snakemake(work, config, "-n")) == {"all", "plot_correlation", "plot_lood_all"}
+
+
+def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):
+    work, _ = tiny_run
+    config = write_config(tmp_path / "c.yaml", lambda c: c["nngp"].update(sigma2=0.2))
+    rules = planned_rules(snakemake(work, config, "-n"))
+    assert rules == {"all", "lood", "lood_all", "plot_correlation", "plot_lood_all"}
+
+
+def test_training_setting_retrains(tiny_run, tmp_path):
+    work, _ = tiny_run
+    config = write_config(tmp_path / "c.yaml", lambda c: c["train"].update(lr=0.25))
+    rules = planned_rules(snakemake(work, config, "-n"))
+    assert {"train_in", "train_out", "mia"} <= rules and "nngp_kernel" not in rules
+
+
+def test_slurm_profile_plans(tiny_run, tmp_path):
+    work, config = tiny_run
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    proc = snakemake(fresh, config, "--profile", str(REPO / "profiles" / "slurm"), "-n")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {"train_in", "train_out", "lood"} <= planned_rules(proc)
+
+
+BAD = [
+    (lambda c: c["model"].update(activation="tanh"), "activation"),
+    (lambda c: c["train"].update(n_in=-1), "n_in"),
+    (lambda c: c["data"].update(dataset="imagenet"), "dataset"),
+    (lambda c: c["nngp"].update(sigma2=0), "sigma2"),
+    (lambda c: c["differ"].update(n=1000), "differ.n"),
+    (lambda c: c["data"].update(classes=[3, 11]), "data.classes"),
+    (lambda c: c["train"].update(epochs="ten"), "epochs"),
+    (lambda c: c["model"].update(widht=3), "widht"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "key"), BAD, ids=[k for _, k in BAD])
+def test_invalid_config_stops_before_any_job(tmp_path, mutate, key):
+    config = write_config(tmp_path / "bad.yaml", mutate)
+    proc = snakemake(tmp_path, config, "-n")
+    assert proc.returncode != 0
+    assert key in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
