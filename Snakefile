@@ -1,7 +1,6 @@
 # LOOD workflow: retrained-model MIA ground truth vs NNGP leave-one-out distinguishability.
 # Usage: snakemake --cores 2            (default experiment, config.yaml)
 #        snakemake --configfile config/paper_cifar10.yaml --profile profiles/slurm
-import os
 import sys
 from pathlib import Path
 
@@ -9,10 +8,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The library lives in src/lood; make it importable by the script jobs even when not installed.
-_SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
+# The rules' scripts import the installed `lood` package (pip install -e ., or envs/*.yaml);
+# the Snakefile itself also finds it in src/ when run from a checkout without installing.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 
 # A --configfile replaces config.yaml instead of being merged into it (merging would add the

@@ -40,6 +40,10 @@ def figure_paths(stem):
     return [f"{stem}.{fmt}" for fmt in config["plots"]["formats"]]
 
 
+# Optional stages register a function experiment-name -> list of targets for `rule all`.
+EXTRA_TARGETS = []
+
+
 def all_outputs():
     outs = []
     for e in EXPERIMENTS:
@@ -48,4 +52,6 @@ def all_outputs():
         outs += figure_paths(f"{base}/figures/correlation")
         if lc.experiment(config, e)["nngp"]["all_records"]:
             outs += [f"{base}/lood_all.csv"] + figure_paths(f"{base}/figures/lood_all_hist")
+        for targets in EXTRA_TARGETS:
+            outs += targets(e)
     return outs

@@ -6,15 +6,21 @@ import lood.config as lc
 
 
 def base_config():
-    import yaml
     from pathlib import Path
 
-    return lc.with_defaults(yaml.safe_load((Path(__file__).parent / "configs/tiny.yaml").read_text()))
+    import yaml
+
+    return lc.with_defaults(
+        yaml.safe_load((Path(__file__).parent / "configs/tiny.yaml").read_text())
+    )
 
 
 def test_experiment_overrides_only_its_sections():
     cfg = base_config()
-    cfg["experiments"] = {"relu": {}, "gelu": {"model": {"activation": "gelu"}, "nngp": {"sigma2": 0.1}}}
+    cfg["experiments"] = {
+        "relu": {},
+        "gelu": {"model": {"activation": "gelu"}, "nngp": {"sigma2": 0.1}},
+    }
     relu, gelu = lc.experiment(cfg, "relu"), lc.experiment(cfg, "gelu")
     assert relu["model"]["activation"] == "relu" and gelu["model"]["activation"] == "gelu"
     assert gelu["model"]["width"] == relu["model"]["width"]
@@ -37,7 +43,12 @@ def test_shards_cover_records_exactly_once():
 def test_derive_seed_is_deterministic_and_distinct():
     a = lc.derive_seed(0, "out", 17, 3)
     assert a == lc.derive_seed(0, "out", 17, 3)
-    seeds = {lc.derive_seed(0, role, r, k) for role in ("in", "out") for r in range(20) for k in range(50)}
+    seeds = {
+        lc.derive_seed(0, role, r, k)
+        for role in ("in", "out")
+        for r in range(20)
+        for k in range(50)
+    }
     assert len(seeds) == 2 * 20 * 50
     assert lc.derive_seed("experiment_long_name_a") != lc.derive_seed("experiment_long_name_b")
 

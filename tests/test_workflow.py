@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +61,15 @@ def tiny_run(tmp_path_factory):
 COLUMNS = {
     "differ.csv": ["differ_idx", "label"],
     "mia.csv": ["differ_idx", "label", "mia_auc", "mia_auc_std", "pred_diff", "in_test_acc"],
-    "lood.csv": ["differ_idx", "label", "kl_lood", "mean_dist_lood", "nngp_auc", "var_in", "var_out"],
+    "lood.csv": [
+        "differ_idx",
+        "label",
+        "kl_lood",
+        "mean_dist_lood",
+        "nngp_auc",
+        "var_in",
+        "var_out",
+    ],
     "lood_all.csv": ["idx", "label", "is_differ", "kl_lood", "mean_dist_lood", "nngp_auc"],
     "correlation.csv": ["x", "y", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "n"],
 }
@@ -106,7 +113,11 @@ def test_second_run_has_nothing_to_do(tiny_run):
 def test_plot_setting_reruns_only_plots(tiny_run, tmp_path):
     work, _ = tiny_run
     config = write_config(tmp_path / "c.yaml", lambda c: c["plots"].update(dpi=77))
-    assert planned_rules(snakemake(work, config, "-n")) == {"all", "plot_correlation", "plot_lood_all"}
+    assert planned_rules(snakemake(work, config, "-n")) == {
+        "all",
+        "plot_correlation",
+        "plot_lood_all",
+    }
 
 
 def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):

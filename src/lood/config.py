@@ -202,7 +202,9 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
 def derive_seed(*keys: int | str) -> int:
     """A 32-bit seed derived deterministically from config seeds and wildcards (never the clock)."""
     words = [
-        k if isinstance(k, int) else int.from_bytes(hashlib.sha256(str(k).encode()).digest()[:8], "little")
+        k
+        if isinstance(k, int)
+        else int.from_bytes(hashlib.sha256(str(k).encode()).digest()[:8], "little")
         for k in keys
     ]
     return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])

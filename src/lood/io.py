@@ -23,7 +23,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -49,7 +51,9 @@ def check_finite_table(df: pd.DataFrame, name: str, allow_nan: Sequence[str] = (
             )
 
 
-def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], allow_nan: Sequence[str] = ()) -> None:
+def write_csv(
+    df: pd.DataFrame, path: str | os.PathLike[str], allow_nan: Sequence[str] = ()
+) -> None:
     """Check ``df`` for non-finite values, then write it atomically as CSV."""
     check_finite_table(df, str(path), allow_nan=allow_nan)
     with atomic_path(path) as tmp:

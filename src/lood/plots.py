@@ -25,7 +25,9 @@ def correlation_stats(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     y = np.asarray(y, dtype=np.float64)
     out = {"n": float(len(x))}
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return out | {k: float("nan") for k in ("pearson_r", "pearson_p", "spearman_r", "spearman_p")}
+        return out | {
+            k: float("nan") for k in ("pearson_r", "pearson_p", "spearman_r", "spearman_p")
+        }
     pr = stats.pearsonr(x, y)
     sr = stats.spearmanr(x, y)
     return out | {
@@ -112,7 +114,9 @@ def histogram_figure(
     sns.histplot(values, bins=50, log_scale=use_log, ax=ax, color="C0")
     if highlight is not None and len(highlight):
         for i, v in enumerate(np.asarray(highlight, dtype=float)):
-            ax.axvline(v, color="C3", lw=0.8, alpha=0.7, label="differing records" if i == 0 else None)
+            ax.axvline(
+                v, color="C3", lw=0.8, alpha=0.7, label="differing records" if i == 0 else None
+            )
         ax.legend(fontsize="small")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("records")

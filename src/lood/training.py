@@ -56,7 +56,9 @@ def role_masks_and_seeds(
     if role != "out" or shard is None:
         raise ValueError(f"role must be 'in' or 'out' (with a shard), got {role!r}/{shard}")
     k = int(train["n_out"])
-    records = np.asarray(differ_idx)[list(shard_records(len(differ_idx), int(train["shard_size"]), shard))]
+    records = np.asarray(differ_idx)[
+        list(shard_records(len(differ_idx), int(train["shard_size"]), shard))
+    ]
     masks = np.ones((len(records) * k, n_train), dtype=bool)
     seeds = np.empty(len(records) * k, dtype=np.int64)
     for j, record in enumerate(records):
@@ -89,9 +91,15 @@ def train_role(
     device = pick_device(train_cfg.get("device", "auto"))
     arch = Architecture.from_config(model_cfg, split.n_classes)
     differ_idx = np.asarray(differ_idx, dtype=np.int64)
-    masks, seeds, records = role_masks_and_seeds(role, len(split.y_train), differ_idx, train_cfg, shard)
-    where = f"experiment {experiment!r}, {role} models" + (f", shard {shard}" if role == "out" else "")
-    log.info("%s: training %d models (%s) on %s, N=%d", where, len(seeds), arch, device, masks.shape[1])
+    masks, seeds, records = role_masks_and_seeds(
+        role, len(split.y_train), differ_idx, train_cfg, shard
+    )
+    where = f"experiment {experiment!r}, {role} models" + (
+        f", shard {shard}" if role == "out" else ""
+    )
+    log.info(
+        "%s: training %d models (%s) on %s, N=%d", where, len(seeds), arch, device, masks.shape[1]
+    )
     x = torch.as_tensor(split.x_train, dtype=torch.float32)
     t0 = time.perf_counter()
     try:
@@ -102,7 +110,10 @@ def train_role(
             torch.as_tensor(split.y_train, dtype=torch.int64),
             torch.as_tensor(masks),
             [int(s) for s in seeds],
-            eval_sets={"differ": x[differ_idx], "test": torch.as_tensor(split.x_test, dtype=torch.float32)},
+            eval_sets={
+                "differ": x[differ_idx],
+                "test": torch.as_tensor(split.x_test, dtype=torch.float32),
+            },
             device=device,
             chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
             progress=log,
@@ -124,7 +135,10 @@ def train_role(
     }
     if role == "out":
         s, k = len(records), len(seeds) // len(records)
-        arrays = {key: (v.reshape(s, k, *v.shape[1:]) if key not in ("differ_idx",) else v) for key, v in arrays.items()}
+        arrays = {
+            key: (v.reshape(s, k, *v.shape[1:]) if key not in ("differ_idx",) else v)
+            for key, v in arrays.items()
+        }
         arrays["records"] = records
     savez(out_npz, **arrays)
     if out_weights or (role == "out" and train_cfg.get("save_out_weights")):

@@ -14,7 +14,9 @@ rows = correlation_figure(
     df,
     [
         Panel("kl_lood", "mia_auc", "NNGP KL LOOD", "MIA AUC (retrained NNs)", logx=True),
-        Panel("mean_dist_lood", "pred_diff", "NNGP mean-distance LOOD", "prediction difference (NNs)"),
+        Panel(
+            "mean_dist_lood", "pred_diff", "NNGP mean-distance LOOD", "prediction difference (NNs)"
+        ),
         Panel("nngp_auc", "mia_auc", "NNGP AUC", "MIA AUC (retrained NNs)"),
     ],
     sm.output.figures,

@@ -16,7 +16,9 @@ ds = load_dataset(
     download=bool(data.get("download")),
     path=str(base / data["path"]) if data.get("path") else None,
 )
-log.info("loaded %s: %d train-pool records, %d test records", ds.name, len(ds.y_train), len(ds.y_test))
+log.info(
+    "loaded %s: %d train-pool records, %d test records", ds.name, len(ds.y_train), len(ds.y_test)
+)
 split = make_split(
     ds,
     classes=data["classes"],
@@ -32,4 +34,9 @@ if differ.get("csv"):
 else:
     idx = choose_differ(split.y_train, differ["n"], differ["seed"], strategy=differ["strategy"])
 write_differ_csv(sm.output.differ, idx, split.y_train)
-log.info("split: %d train, %d test, %d differing records", len(split.y_train), len(split.y_test), len(idx))
+log.info(
+    "split: %d train, %d test, %d differing records",
+    len(split.y_train),
+    len(split.y_test),
+    len(idx),
+)
