@@ -33,3 +33,13 @@ def test_savez_roundtrip_and_no_pickle(tmp_path):
     (tmp_path / "c.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(ValueError, match="cannot read"):
         load_npz(tmp_path / "c.npz")
+
+
+def test_atomic_path_removes_stale_temporaries(tmp_path):
+    stale = tmp_path / ".out.csv.abc123.tmp"
+    stale.write_text("left by a killed job")
+    with atomic_path(tmp_path / "out.csv") as tmp:
+        assert tmp.name.startswith(".out.csv.") and tmp.suffix == ".tmp"
+        tmp.write_text("a\n1\n")
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]

@@ -79,7 +79,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[st
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """Fill keys missing from ``config`` with :data:`DEFAULTS` (experiments are not merged)."""
     merged = deep_merge({k: v for k, v in DEFAULTS.items() if k != "experiments"}, config)
-    if not merged.get("experiments"):
+    if "experiments" not in merged:
         merged["experiments"] = copy.deepcopy(DEFAULTS["experiments"])
     return merged
 

@@ -1,0 +1,343 @@
+"""Tests for lood.models (stacked MLP ensemble) and lood.ensemble (masked batched training).
+
+The central check re-implements training plainly (torch.nn.Linear modules, torch.optim, a Python
+loop over models and mini-batches in the documented data order) and requires the batched
+ensemble to reach the same parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lood.arch import Architecture
+from lood.ensemble import TrainConfig, accuracy, train_ensemble
+from lood.models import forward, init_params, load_params, save_params, select_models
+
+torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- plain reference implementation
+class RefDense(nn.Module):
+    def __init__(self, fan_in: int, fan_out: int, arch: Architecture) -> None:
+        super().__init__()
+        self.lin = nn.Linear(fan_in, fan_out, bias=arch.has_bias)
+        ntk = arch.parameterization == "ntk"
+        self.w_scale = arch.W_std / math.sqrt(fan_in) if ntk else 1.0
+        self.b_scale = arch.b_std if ntk else 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.linear(x, self.lin.weight) * self.w_scale
+        if self.lin.bias is not None:
+            h = h + self.b_scale * self.lin.bias
+        return h
+
+
+def ref_model(arch: Architecture, d: int, seed: int, dtype: torch.dtype) -> nn.Sequential:
+    dims = [d] + [arch.width] * arch.depth + [arch.n_outputs]
+    init = init_params(arch, d, [seed], dtype=dtype)
+    layers: list[nn.Module] = []
+    for i in range(arch.depth + 1):
+        dense = RefDense(dims[i], dims[i + 1], arch).to(dtype)
+        with torch.no_grad():
+            dense.lin.weight.copy_(init[f"W{i}"][0].T)
+            if arch.has_bias:
+                dense.lin.bias.copy_(init[f"b{i}"][0])
+        layers.append(dense)
+        if i < arch.depth:
+            layers.append(nn.ReLU() if arch.activation == "relu" else nn.GELU())
+    return nn.Sequential(*layers)
+
+
+def ref_params(model: nn.Sequential, arch: Architecture) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, dense in enumerate(m for m in model if isinstance(m, RefDense)):
+        out[f"W{i}"] = dense.lin.weight.detach().T
+        if arch.has_bias:
+            out[f"b{i}"] = dense.lin.bias.detach()
+    return out
+
+
+def ref_train(arch, tcfg, X, y, mask, seed, dtype) -> nn.Sequential:
+    """One model, trained alone with torch.optim in the documented mini-batch order."""
+    model = ref_model(arch, X.shape[1], seed, dtype)
+    if tcfg.optimizer == "sgd":
+        opt = torch.optim.SGD(
+            model.parameters(), lr=tcfg.lr, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay
+        )
+    else:
+        opt = torch.optim.Adam(
+            model.parameters(), lr=tcfg.lr, betas=tcfg.adam_betas, weight_decay=tcfg.weight_decay
+        )
+    rng = np.random.default_rng(seed)
+    incl = np.flatnonzero(mask)
+    C = arch.n_outputs
+    for _ in range(tcfg.epochs):
+        order = incl[rng.permutation(len(incl))]
+        for i in range(0, len(order), tcfg.batch_size):
+            b = torch.from_numpy(order[i : i + tcfg.batch_size])
+            f = model(X[b].to(dtype))
+            if tcfg.loss == "mse":
+                t = F.one_hot(y[b], C).to(dtype) - 1.0 / C
+                loss = 0.5 * ((f - t) ** 2).sum(1).mean()
+            else:
+                loss = F.cross_entropy(f, y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model
+
+
+def make_data(n=40, d=12, c=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g)
+    y = torch.randint(0, c, (n,), generator=g)
+    return X, y
+
+
+def arch_of(act="relu", param="ntk", bias=True, depth=2, width=16, c=3) -> Architecture:
+    return Architecture(depth, width, act, 1.4, 0.3 if bias else 0.0, param, c)
+
+
+OPTIMS = [
+    dict(optimizer="sgd", momentum=0.9, weight_decay=0.01, loss="mse", lr=0.05),
+    dict(optimizer="sgd", momentum=0.0, weight_decay=0.0, loss="cross_entropy", lr=0.1),
+    dict(optimizer="adam", momentum=0.0, weight_decay=0.01, loss="mse", lr=0.01),
+    dict(optimizer="adam", momentum=0.0, weight_decay=0.0, loss="cross_entropy", lr=0.01),
+]
+
+
+@pytest.mark.parametrize("opt", OPTIMS, ids=lambda o: f"{o['optimizer']}-{o['loss']}")
+@pytest.mark.parametrize("act", ["relu", "gelu"])
+@pytest.mark.parametrize("param", ["ntk", "standard"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_matches_plain_torch_training(opt, act, param, bias):
+    X, y = make_data()
+    arch = arch_of(act, param, bias)
+    tcfg = TrainConfig(epochs=3, batch_size=8, **opt)
+    n = X.shape[0]
+    masks = np.ones((3, n), dtype=bool)
+    masks[1, 5] = False  # an "out" model: 39 records, 5 batches like the in-model
+    masks[2, 17:] = False  # 17 records: 3 batches, inactive on steps 3 and 4 of every epoch
+    seeds = [11, 12, 13]
+    Xe = torch.randn(7, X.shape[1])
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, {"e": Xe}, dtype=torch.float64)
+    assert res.n_updates.tolist() == [15, 15, 9]
+    for k in range(3):
+        ref = ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64)
+        rp = ref_params(ref, arch)
+        assert set(rp) == set(res.params)
+        for name, p in rp.items():
+            torch.testing.assert_close(res.params[name][k], p, rtol=1e-9, atol=1e-10)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                torch.from_numpy(res.outputs["e"][k]), ref(Xe.double()), rtol=1e-9, atol=1e-10
+            )
+
+
+def test_matches_plain_torch_float32():
+    X, y = make_data(n=50, d=20)
+    arch = arch_of("gelu", "ntk", True, width=32)
+    tcfg = TrainConfig(epochs=4, lr=0.05, batch_size=16, momentum=0.9)
+    masks = np.ones((2, 50), dtype=bool)
+    masks[1, 30:] = False
+    res = train_ensemble(arch, tcfg, X, y, masks, [3, 4])
+    assert res.params["W0"].dtype == torch.float32
+    for k, seed in enumerate([3, 4]):
+        rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seed, torch.float32), arch)
+        for name, p in rp.items():
+            torch.testing.assert_close(res.params[name][k], p, rtol=1e-5, atol=1e-5)
+
+
+# -------------------------------------------------------------------- ensemble-level properties
+def _small_problem(k=5):
+    X, y = make_data(n=30, d=10)
+    rng = np.random.default_rng(0)
+    masks = rng.random((k, 30)) < 0.7  # random subsets of different sizes
+    return X, y, masks, [100 + i for i in range(k)]
+
+
+def test_independent_of_chunk_size_and_ensemble_mates():
+    X, y, masks, seeds = _small_problem()
+    arch = arch_of("relu", "ntk", True)
+    tcfg = TrainConfig(epochs=3, lr=0.05, batch_size=4, optimizer="adam")
+    full = train_ensemble(arch, tcfg, X, y, masks, seeds, {"x": X})
+    chunked = train_ensemble(arch, tcfg, X, y, masks, seeds, {"x": X}, chunk_size=2)
+    for name in full.params:
+        torch.testing.assert_close(chunked.params[name], full.params[name], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(chunked.outputs["x"], full.outputs["x"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(chunked.n_updates, full.n_updates)
+    alone = train_ensemble(arch, tcfg, X, y, masks[3:4], seeds[3:4])
+    for name, p in select_models(full.params, [3]).items():
+        torch.testing.assert_close(alone.params[name], p, rtol=1e-6, atol=1e-6)
+
+
+def test_deterministic():
+    X, y, masks, seeds = _small_problem(3)
+    arch = arch_of("gelu", "standard", True)
+    tcfg = TrainConfig(epochs=2, lr=0.05, batch_size=4, momentum=0.9)
+    a = train_ensemble(arch, tcfg, X, y, masks, seeds)
+    b = train_ensemble(arch, tcfg, X, y, masks, seeds)
+    for name in a.params:
+        assert torch.equal(a.params[name], b.params[name])
+
+
+def test_out_model_never_sees_excluded_record():
+    X, y = make_data(n=24, d=8)
+    arch = arch_of("relu", "ntk", True)
+    tcfg = TrainConfig(epochs=3, lr=0.05, batch_size=5, momentum=0.9)
+    masks = np.ones((2, 24), dtype=bool)
+    masks[1, 0] = False  # model 1 is the out-model of record 0 (also the padding-prone index)
+    a = train_ensemble(arch, tcfg, X, y, masks, [1, 2])
+    X2, y2 = X.clone(), y.clone()
+    X2[0] = 4.0  # an outlier with a different label
+    y2[0] = (y[0] + 1) % 3
+    b = train_ensemble(arch, tcfg, X2, y2, masks, [1, 2])
+    for name in a.params:
+        assert torch.equal(a.params[name][1], b.params[name][1]), name  # out-model: bit-identical
+    assert not torch.equal(a.params["W0"][0], b.params["W0"][0])  # in-model: changed
+
+
+def test_select_models():
+    arch = arch_of()
+    p = init_params(arch, 5, [1, 2, 3])
+    sub = select_models(p, [2, 0])
+    assert torch.equal(sub["W1"][0], p["W1"][2]) and torch.equal(sub["W1"][1], p["W1"][0])
+    sub = select_models(p, np.array([False, True, False]))
+    assert sub["W0"].shape[0] == 1 and torch.equal(sub["W0"][0], p["W0"][1])
+
+
+# --------------------------------------------------------------------------------- init / forward
+@pytest.mark.parametrize("bias", [0.0, 0.5])
+def test_init_output_variance_ntk_equals_standard(bias):
+    d, c = 50, 4000
+    x = torch.rand(64, d) * 2.0
+    expect = 1.7**2 * float((x**2).mean()) + bias**2
+    for param in ("ntk", "standard"):
+        arch = Architecture(0, 1, "relu", 1.7, bias, param, c)
+        out = forward(init_params(arch, d, [0, 1, 2]), arch, x)
+        var = float(out.var(dim=-1).mean())  # over the wide output layer's units
+        assert abs(var / expect - 1.0) < 0.05, (param, var, expect)
+
+
+def test_forward_shapes_and_broadcast():
+    arch = arch_of("gelu", "standard", True, depth=1)
+    p = init_params(arch, 6, [5, 6])
+    x = torch.randn(9, 6)
+    out = forward(p, arch, x)
+    assert out.shape == (2, 9, 3)
+    torch.testing.assert_close(out, forward(p, arch, x.expand(2, 9, 6)))
+    with pytest.raises(ValueError):
+        forward(p, arch, torch.randn(3, 9, 6))
+
+
+def test_init_model_same_alone_or_in_ensemble():
+    arch = arch_of()
+    one = init_params(arch, 7, [42])
+    many = init_params(arch, 7, [1, 42, 3])
+    for name in one:
+        assert torch.equal(one[name][0], many[name][1])
+
+
+# ----------------------------------------------------------------------------- failure handling
+def test_nan_raises_floating_point_error_naming_model():
+    X, y = make_data(n=20, d=6)
+    X[3] = 1e30  # makes the loss of every model that includes record 3 overflow
+    masks = np.ones((3, 20), dtype=bool)
+    masks[[0, 2], 3] = False
+    arch = arch_of("relu", "ntk", True)
+    with pytest.raises(FloatingPointError, match=r"model\(s\) \[1\] in epoch 0"):
+        train_ensemble(arch, TrainConfig(2, 0.1, 4), X, y, masks, [0, 1, 2])
+    with pytest.raises(FloatingPointError, match=r"\[3\]"):  # global index across chunks
+        m4 = np.vstack([masks[[0, 0, 2]], masks[1:2]])
+        train_ensemble(arch, TrainConfig(2, 0.1, 4), X, y, m4, [0, 1, 2, 3], chunk_size=2)
+
+
+def test_input_validation():
+    X, y = make_data(n=10, d=4)
+    arch = arch_of()
+    tcfg = TrainConfig(1, 0.1, 4)
+    with pytest.raises(ValueError, match="masks"):
+        train_ensemble(arch, tcfg, X, y, np.ones((2, 9), dtype=bool), [0, 1])
+    with pytest.raises(ValueError, match="seed"):
+        train_ensemble(arch, tcfg, X, y, np.ones((2, 10), dtype=bool), [0])
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(1, 0.1, 4, optimizer="rmsprop")
+
+
+def test_progress_and_metrics():
+    X, y, masks, seeds = _small_problem(4)
+    reports: list[dict] = []
+    res = train_ensemble(
+        arch_of(),
+        TrainConfig(epochs=3, lr=0.05, batch_size=4),
+        X,
+        y,
+        masks,
+        seeds,
+        chunk_size=3,
+        progress=reports.append,
+    )
+    assert len(reports) == 6 and reports[-1]["models_done"] == 4
+    assert res.loss_history.shape == (3, 4) and np.isfinite(res.loss_history).all()
+    assert res.final_train_loss.shape == (4,)
+    acc = accuracy(np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]]), np.array([0, 1]))
+    np.testing.assert_allclose(acc, [1.0, 0.5])
+
+
+# ------------------------------------------------------------------------------------- save/load
+def test_save_load_roundtrip_bit_exact(tmp_path):
+    arch = arch_of("gelu", "ntk", True)
+    p = init_params(arch, 5, [1, 2])
+    path = tmp_path / "m.safetensors"
+    meta = {"arch": json.dumps(arch.to_dict()), "seeds": "1,2"}
+    save_params(path, p, meta)
+    q, meta2 = load_params(path)
+    assert meta2 == meta
+    assert set(q) == set(p)
+    for name in p:
+        assert q[name].dtype == p[name].dtype and torch.equal(q[name], p[name])
+
+
+def test_load_rejects_truncated_and_tampered(tmp_path):
+    p = init_params(arch_of(), 5, [1, 2])
+    good = tmp_path / "good.safetensors"
+    save_params(good, p, {"k": "v"})
+    raw = good.read_bytes()
+
+    trunc = tmp_path / "trunc.safetensors"
+    trunc.write_bytes(raw[: len(raw) - 100])
+    with pytest.raises(ValueError, match="trunc.safetensors"):
+        load_params(trunc)
+
+    # tampered header: rewrite the recorded shape of W1 (same length, so the file still parses)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = raw[8 : 8 + n].decode()
+    rec = json.loads(json.loads(header)["__metadata__"]["_lood_tensors"])
+    assert rec["W1"]["shape"] == [2, 16, 16]
+    bad_header = header.replace('\\"shape\\": [2, 16, 16]', '\\"shape\\": [2, 16, 61]', 1)
+    assert bad_header != header and len(bad_header) == len(header)
+    tampered = tmp_path / "tampered.safetensors"
+    tampered.write_bytes(raw[:8] + bad_header.encode() + raw[8 + n :])
+    with pytest.raises(ValueError, match="tampered.safetensors.*W1"):
+        load_params(tampered)
+
+    # flipped data byte: caught by the checksum
+    flipped = bytearray(raw)
+    flipped[-5] ^= 0xFF
+    fl = tmp_path / "flipped.safetensors"
+    fl.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="checksum"):
+        load_params(fl)
+
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="garbage.safetensors"):
+        load_params(garbage)
