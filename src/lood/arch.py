@@ -35,7 +35,9 @@ class Architecture:
         if self.width < 1:
             raise ValueError(f"model.width must be >= 1, got {self.width}")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"model.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+            raise ValueError(
+                f"model.activation must be one of {ACTIVATIONS}, got {self.activation!r}"
+            )
         if self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(
                 f"model.parameterization must be one of {PARAMETERIZATIONS}, "

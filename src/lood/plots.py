@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -86,7 +87,7 @@ def correlation_figure(
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         if panel.logx and np.all(x > 0):
-            ax.set_xscale("log")
+            _log_x(ax)
         ax.legend(loc="best", fontsize="small", frameon=True)
     if title:
         fig.suptitle(title)
@@ -112,11 +113,11 @@ def histogram_figure(
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     use_log = logx and bool(np.all(values > 0))
     sns.histplot(values, bins=50, log_scale=use_log, ax=ax, color="C0")
+    if use_log:
+        _log_x(ax)
     if highlight is not None and len(highlight):
-        for i, v in enumerate(np.asarray(highlight, dtype=float)):
-            ax.axvline(
-                v, color="C3", lw=0.8, alpha=0.7, label="differing records" if i == 0 else None
-            )
+        sns.rugplot(np.asarray(highlight, dtype=float), ax=ax, color="C3", height=0.05, lw=1.2,
+                    label="differing records")  # fmt: skip
         ax.legend(fontsize="small")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("records")
@@ -124,6 +125,14 @@ def histogram_figure(
         ax.set_title(title)
     fig.tight_layout()
     save_figure(fig, outputs, dpi=dpi)
+
+
+def _log_x(ax: plt.Axes) -> None:
+    """Log x axis with plain-number ticks at 1, 2, 5 x 10^k (no cluttered minor labels)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def save_figure(fig: plt.Figure, outputs: Sequence[str | os.PathLike[str]], dpi: int = 150) -> None:

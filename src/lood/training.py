@@ -100,19 +100,19 @@ def train_role(
     log.info(
         "%s: training %d models (%s) on %s, N=%d", where, len(seeds), arch, device, masks.shape[1]
     )
-    x = torch.as_tensor(split.x_train, dtype=torch.float32)
+    x = torch.tensor(split.x_train, dtype=torch.float32)  # a copy: loaded arrays are read-only
     t0 = time.perf_counter()
     try:
         result = train_ensemble(
             arch,
             train_config(train_cfg),
             x,
-            torch.as_tensor(split.y_train, dtype=torch.int64),
+            torch.tensor(split.y_train, dtype=torch.int64),
             torch.as_tensor(masks),
             [int(s) for s in seeds],
             eval_sets={
                 "differ": x[differ_idx],
-                "test": torch.as_tensor(split.x_test, dtype=torch.float32),
+                "test": torch.tensor(split.x_test, dtype=torch.float32),
             },
             device=device,
             chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
