@@ -4,13 +4,13 @@ import lood.config as lc
 config.update(lc.with_defaults(config))
 validate(config, schema="../config/schema.yaml")
 try:
-    lc.check_config(config, base_dir=workflow.basedir)
+    lc.check_config(config)  # user files (data.path, differ.csv) are relative to the workdir
 except ValueError as exc:
     raise WorkflowError(f"Invalid config: {exc}") from None
 
 RESULTS = config["results"]
 EXPERIMENTS = list(config["experiments"])
-N_SHARDS = lc.n_shards(config, workflow.basedir)
+N_SHARDS = lc.n_shards(config)
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
@@ -25,6 +25,16 @@ def exp(wildcards):
 def section(name):
     """Params function: one resolved config section of the wildcard's experiment."""
     return lambda wildcards: exp(wildcards)[name]
+
+
+def user_files(wildcards):
+    """The user's own data and differing-record list, as inputs so that editing them reruns."""
+    files = {}
+    if config["data"].get("path"):
+        files["data"] = config["data"]["path"]
+    if config["differ"].get("csv"):
+        files["differ_csv"] = config["differ"]["csv"]
+    return files
 
 
 def out_shards(wildcards):

@@ -1,12 +1,13 @@
 rule split:
     """Load the dataset, draw the class-balanced split and choose the differing records."""
+    input:
+        unpack(user_files),
     output:
         split=f"{RESULTS}/{{experiment}}/data/split.npz",
         differ=f"{RESULTS}/{{experiment}}/differ.csv",
     params:
         data=config["data"],
         differ=config["differ"],
-        basedir=workflow.basedir,
     log:
         f"{RESULTS}/{{experiment}}/logs/split.log",
     threads: 1

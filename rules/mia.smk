@@ -6,7 +6,12 @@ rule mia:
         models_in=rules.train_in.output.models,
         models_out=out_shards,
     output:
-        f"{RESULTS}/{{experiment}}/mia.csv",
+        report(
+            f"{RESULTS}/{{experiment}}/mia.csv",
+            caption="../report/mia_table.rst",
+            category="{experiment}",
+            subcategory="tables",
+        ),
     params:
         mia=section("mia"),
     log:

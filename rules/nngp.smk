@@ -29,7 +29,12 @@ rule lood:
         differ=rules.split.output.differ,
         kernel=rules.nngp_kernel.output.kernel,
     output:
-        f"{RESULTS}/{{experiment}}/lood.csv",
+        report(
+            f"{RESULTS}/{{experiment}}/lood.csv",
+            caption="../report/lood_table.rst",
+            category="{experiment}",
+            subcategory="tables",
+        ),
     params:
         sigma2=lambda w: exp(w)["nngp"]["sigma2"],
         mode="differ",

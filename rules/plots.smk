@@ -4,8 +4,18 @@ rule plot_correlation:
         mia=rules.mia.output[0],
         lood=rules.lood.output[0],
     output:
-        stats=f"{RESULTS}/{{experiment}}/correlation.csv",
-        figures=figure_paths(f"{RESULTS}/{{experiment}}/figures/correlation"),
+        stats=report(
+            f"{RESULTS}/{{experiment}}/correlation.csv",
+            caption="../report/correlation_table.rst",
+            category="{experiment}",
+            subcategory="correlation",
+        ),
+        figures=report(
+            figure_paths(f"{RESULTS}/{{experiment}}/figures/correlation"),
+            caption="../report/correlation.rst",
+            category="{experiment}",
+            subcategory="correlation",
+        ),
     params:
         plots=config["plots"],
     log:
@@ -26,7 +36,12 @@ rule plot_lood_all:
         lood_all=rules.lood_all.output[0],
         lood=rules.lood.output[0],
     output:
-        figures=figure_paths(f"{RESULTS}/{{experiment}}/figures/lood_all_hist"),
+        figures=report(
+            figure_paths(f"{RESULTS}/{{experiment}}/figures/lood_all_hist"),
+            caption="../report/lood_all.rst",
+            category="{experiment}",
+            subcategory="all records",
+        ),
     params:
         plots=config["plots"],
     log:

@@ -209,3 +209,26 @@ def test_invalid_config_stops_before_any_job(tmp_path, mutate, key):
     assert proc.returncode != 0
     assert key in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_own_npz_dataset(tmp_path):
+    """Bring your own data: a .npz with x (any image shape) and y, declared in the config."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 4, 4)).astype(np.float32)
+    y = np.where(x.mean(axis=(1, 2)) > 0, 5, 2)
+    np.savez(tmp_path / "own.npz", x=x, y=y)
+
+    def own(cfg):
+        cfg["data"].update(dataset="npz", path="own.npz", classes=[2, 5], n_train=40, n_test=20)
+
+    config = write_config(tmp_path / "own.yaml", own)
+    proc = snakemake(tmp_path, config, "--cores", "2", "results/tiny/lood.csv")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lood = pd.read_csv(tmp_path / "results/tiny/lood.csv")
+    assert len(lood) == 3 and np.isfinite(lood.kl_lood).all()
+    split = np.load(tmp_path / "results/tiny/data/split.npz")
+    assert split["x_train"].shape == (40, 16)
+    assert tuple(split["image_shape"]) == (4, 4)
+    # editing the user's file reruns the split and everything after it
+    np.savez(tmp_path / "own.npz", x=x[::-1].copy(), y=y[::-1].copy())
+    assert "split" in planned_rules(snakemake(tmp_path, config, "-n", "results/tiny/lood.csv"))

@@ -1,20 +1,17 @@
 """Snakemake entry point: data split and differing records (thin wrapper around lood.data)."""
 
-from pathlib import Path
-
 from lood.data import choose_differ, load_dataset, make_split, read_differ_csv, write_differ_csv
 from lood.logs import setup_logging
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.split")
 data, differ = sm.params.data, sm.params.differ
-base = Path(sm.params.basedir)
 
 ds = load_dataset(
     data["dataset"],
     root=data.get("root"),
     download=bool(data.get("download")),
-    path=str(base / data["path"]) if data.get("path") else None,
+    path=sm.input.get("data"),
 )
 log.info(
     "loaded %s: %d train-pool records, %d test records", ds.name, len(ds.y_train), len(ds.y_test)
@@ -29,8 +26,8 @@ split = make_split(
     seed=data["seed"],
 )
 split.save(sm.output.split)
-if differ.get("csv"):
-    idx = read_differ_csv(base / differ["csv"], len(split.y_train))
+if sm.input.get("differ_csv"):
+    idx = read_differ_csv(sm.input.differ_csv, len(split.y_train))
 else:
     idx = choose_differ(split.y_train, differ["n"], differ["seed"], strategy=differ["strategy"])
 write_differ_csv(sm.output.differ, idx, split.y_train)
