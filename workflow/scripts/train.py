@@ -1,13 +1,17 @@
 """Snakemake entry point: train in models (role=in) or one shard of out models (role=out)."""
 
-import pandas as pd
-
-from lood.data import Split
 from lood.logs import setup_logging
-from lood.training import train_role
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+# The log exists from the job's first second (before the slow torch import), so a user sees it start.
 log = setup_logging(sm.log[0], f"lood.train_{sm.params.role}")
+log.info("job started; loading torch")
+
+import pandas as pd  # noqa: E402
+
+from lood.data import Split  # noqa: E402
+from lood.training import train_role  # noqa: E402
+
 shard = int(sm.wildcards.get("shard", 0)) if sm.params.role == "out" else None
 train_role(
     role=sm.params.role,
