@@ -1,7 +1,9 @@
 # Config validation and helpers shared by all rules.
 import lood.config as lc
 
-config.update(lc.with_defaults(config))
+_resolved = lc.with_defaults(lc.resolve_inherit(config))
+config.clear()
+config.update(_resolved)
 validate(config, schema="../config/schema.yaml")
 try:
     lc.check_config(config)  # user files (data.path, differ.csv) are relative to the workdir
@@ -50,8 +52,6 @@ def figure_paths(stem):
     return [f"{stem}.{fmt}" for fmt in config["plots"]["formats"]]
 
 
-# Optional stages register a function experiment-name -> list of targets for `rule all`.
-EXTRA_TARGETS = []
 
 
 def all_outputs():
@@ -65,3 +65,85 @@ def all_outputs():
         for targets in EXTRA_TARGETS:
             outs += targets(e)
     return outs
+
+
+# --- helpers of rules/memorization.smk
+
+def mem_lood_table(wildcards):
+    """NNGP LOOD of every record when the all-records mode is on, else of the differing records."""
+    if exp(wildcards)["nngp"]["all_records"]:
+        return rules.lood_all.output[0]
+    return rules.lood.output[0]
+
+
+def memorization_targets(e):
+    if not config["memorization"]["enabled"]:
+        return []
+    base = f"{RESULTS}/{e}"
+    outs = [f"{base}/memorization.csv", f"{base}/influence_topk.csv"]
+    outs.append(f"{base}/memorization_correlation.csv")
+    for stem in ["hist", "examples", "lood", "mia"]:
+        outs += figure_paths(f"{base}/figures/memorization_{stem}")
+    return outs
+
+
+# --- helpers of rules/landscape.smk
+
+def landscape_params(wildcards):
+    """The landscape section minus the switches (what changes the queries)."""
+    return {k: v for k, v in config["landscape"].items() if k not in ("enabled", "mia")}
+
+
+def landscape_plot_inputs(wildcards):
+    files = {"lood": rules.lood_landscape.output[0].format(experiment=wildcards.experiment)}
+    if config["landscape"]["mia"]:
+        files["mia"] = rules.mia_landscape.output.table.format(experiment=wildcards.experiment)
+    return files
+
+
+def landscape_query_targets(e):
+    base = f"{RESULTS}/{e}"
+    outs = []
+    if config["landscape"]["enabled"]:
+        outs += [f"{base}/landscape/lood.csv"] + figure_paths(f"{base}/figures/landscape")
+        if config["landscape"]["mia"]:
+            outs += [f"{base}/landscape/mia.csv"]
+    if config["query"]["enabled"]:
+        outs += [f"{base}/query/reconstruction.csv"]
+        for stem in ["query_reconstruction", "query_history"]:
+            outs += figure_paths(f"{base}/figures/{stem}")
+    return outs
+
+
+# --- helpers of rules/influence.smk
+
+# train settings that change the influence model (n_in, n_out, shards ... do not)
+INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+                        "loss", "seed", "device")  # fmt: skip
+
+
+COMPARISON = f"{RESULTS}/comparison"
+
+
+def influence_section(*keys):
+    return {k: config["influence"][k] for k in keys}
+
+
+def per_experiment(path):
+    return {e: path.format(results=RESULTS, experiment=e) for e in EXPERIMENTS}
+
+
+def influence_targets(e):
+    outs = []
+    if config["influence"]["enabled"]:
+        base = f"{RESULTS}/{e}"
+        outs += [f"{base}/influence_scores.csv", f"{base}/influence_correlation.csv"]
+        outs += figure_paths(f"{base}/figures/influence")
+    if len(EXPERIMENTS) >= 2 and e == EXPERIMENTS[0]:  # once, for all experiments together
+        outs += [f"{COMPARISON}/activation.csv", f"{COMPARISON}/activation_correlation.csv"]
+        outs += figure_paths(f"{COMPARISON}/figures/activation")
+    return outs
+
+
+# Optional stages: functions experiment-name -> list of targets for `rule all`.
+EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets]

@@ -102,3 +102,20 @@ def test_npz_dataset_classes_checked_against_file(tmp_path):
     cfg["data"]["classes"] = [0, 1]
     cfg["differ"]["csv"] = "ok.csv"
     assert lc.n_differ(cfg, tmp_path) == 2
+
+
+def test_inherit_merges_over_base_and_replaces_experiments(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "data: {dataset: digits, classes: [3, 8], n_train: 60, n_test: 40}\n"
+        "nngp: {sigma2: 0.05, all_records: false}\nexperiments: {a: {}}\n"
+    )
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "mid.yaml").write_text("inherit: ../base.yaml\nnngp: {sigma2: 0.1}\n")
+    child = {"inherit": "sub/mid.yaml", "experiments": {"b": {}, "c": {}}}
+    cfg = lc.resolve_inherit(child, tmp_path)
+    assert cfg["experiments"] == {"b": {}, "c": {}}
+    assert cfg["nngp"] == {"sigma2": 0.1, "all_records": False}
+    assert cfg["data"]["classes"] == [3, 8] and "inherit" not in cfg
+    assert lc.resolve_inherit({"inherit": "sub/mid.yaml"}, tmp_path)["experiments"] == {"a": {}}
+    with pytest.raises(ValueError, match="inherit"):
+        lc.resolve_inherit({"inherit": "missing.yaml"}, tmp_path)

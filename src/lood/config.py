@@ -50,6 +50,49 @@ DEFAULTS: dict[str, Any] = {
     "mia": {"n_splits": 50, "seed": 0},
     "nngp": {"sigma2": 0.05, "kernel_batch_size": 0, "all_records": True},
     "plots": {"dpi": 150, "formats": ["png", "pdf"], "style": "whitegrid", "context": "paper"},
+    "memorization": {
+        "enabled": True,
+        "n_models": 500,
+        "ratio": 0.7,
+        "seed": 0,
+        "top_k": 10,
+        "n_examples": 8,
+        "save_outputs": True,
+    },
+    "landscape": {
+        "enabled": True,
+        "n_records": 5,
+        "t_min": -50.0,
+        "t_max": 50.0,
+        "n_points": 101,
+        "scale": 255.0,
+        "direction_norm": "pixel",
+        "mia": True,
+        "seed": 0,
+    },
+    "query": {
+        "enabled": True,
+        "n_records": 5,
+        "query_size": 1,
+        "init": "random",
+        "lr": 0.1,
+        "n_steps": 300,
+        "patience": 50,
+        "tol": 1e-4,
+        "seed": 0,
+    },
+    "influence": {
+        "enabled": True,
+        "checkpoint_every": 1,
+        "damping": 0.01,
+        "method": "cg",
+        "curvature": "hessian",
+        "cg_max_iter": 100,
+        "cg_tol": 1e-4,
+        "lissa_depth": 1000,
+        "lissa_scale": 10.0,
+        "hvp_batch_size": 0,
+    },
     "experiments": {"default": {}},
 }
 
@@ -81,6 +124,24 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     merged = deep_merge({k: v for k, v in DEFAULTS.items() if k != "experiments"}, config)
     if "experiments" not in merged:
         merged["experiments"] = copy.deepcopy(DEFAULTS["experiments"])
+    return merged
+
+
+def resolve_inherit(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
+    """Apply ``inherit: <file>``: the config is merged over that file (recursively, so it may in
+    turn inherit); ``experiments`` is replaced, not merged, so the base's experiments don't run."""
+    parent = config.get("inherit")
+    if not parent:
+        return config
+    import yaml
+
+    path = Path(base_dir) / parent
+    if not path.exists():
+        raise ValueError(f"inherit: file {str(path)!r} does not exist")
+    base = resolve_inherit(yaml.safe_load(path.read_text()) or {}, path.parent)
+    merged = deep_merge(base, {k: v for k, v in config.items() if k != "inherit"})
+    if "experiments" in config:
+        merged["experiments"] = copy.deepcopy(config["experiments"])
     return merged
 
 

@@ -1,0 +1,145 @@
+# Influence comparison (TracIn, influence functions vs prediction difference and LOOD) and the
+# comparison of experiments (e.g. relu vs gelu) on the same differing records.
+
+if len(EXPERIMENTS) >= 2 and "comparison" in EXPERIMENTS:
+    raise WorkflowError("experiments: 'comparison' is reserved for results/comparison/")
+
+
+rule train_influence:
+    """One model on all of D (the experiment's arch and train settings), checkpointed every k epochs."""
+    input:
+        split=rules.split.output.split,
+    output:
+        checkpoints=f"{RESULTS}/{{experiment}}/influence/checkpoints.safetensors",
+    params:
+        model=section("model"),
+        train=lambda w: {k: exp(w)["train"][k] for k in INFLUENCE_TRAIN_KEYS},
+        checkpoint_every=config["influence"]["checkpoint_every"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/train_influence.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/train_influence.tsv"
+    threads: 4
+    resources:
+        gpu=0,
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/train_influence.py"
+
+
+rule tracin:
+    """TracIn self-influence of each differing record: sum over checkpoints of lr * |grad loss|^2."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+        checkpoints=rules.train_influence.output.checkpoints,
+    output:
+        f"{RESULTS}/{{experiment}}/influence/tracin.csv",
+    params:
+        device=lambda w: exp(w)["train"]["device"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/tracin.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/tracin.tsv"
+    threads: 4
+    resources:
+        gpu=0,
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/tracin.py"
+
+
+rule influence_function:
+    """Koh-Liang self-influence g^T (H + damping I)^-1 g of each differing record (CG or LiSSA)."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+        checkpoints=rules.train_influence.output.checkpoints,
+    output:
+        f"{RESULTS}/{{experiment}}/influence/influence_function.csv",
+    params:
+        influence=influence_section("damping", "method", "curvature", "cg_max_iter", "cg_tol",
+                                    "lissa_depth", "lissa_scale", "hvp_batch_size"),  # fmt: skip
+        device=lambda w: exp(w)["train"]["device"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/influence_function.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/influence_function.tsv"
+    threads: 4
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/influence_function.py"
+
+
+rule plot_influence:
+    """Prediction difference vs TracIn, influence function and mean-distance LOOD (normalised)."""
+    input:
+        mia=rules.mia.output[0],
+        lood=rules.lood.output[0],
+        tracin=rules.tracin.output[0],
+        influence=rules.influence_function.output[0],
+    output:
+        scores=f"{RESULTS}/{{experiment}}/influence_scores.csv",
+        stats=f"{RESULTS}/{{experiment}}/influence_correlation.csv",
+        figures=report(
+            figure_paths(f"{RESULTS}/{{experiment}}/figures/influence"),
+            caption="../report/influence.rst",
+            category="{experiment}",
+            subcategory="influence",
+        ),
+    params:
+        plots=config["plots"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_influence.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_influence.py"
+
+
+rule plot_activation:
+    """LOOD and MIA AUC of the same records across experiments (e.g. relu vs gelu)."""
+    input:
+        **{f"mia_{e}": p for e, p in per_experiment("{results}/{experiment}/mia.csv").items()},
+        **{f"lood_{e}": p for e, p in per_experiment("{results}/{experiment}/lood.csv").items()},
+        **{f"differ_{e}": p for e, p in per_experiment("{results}/{experiment}/differ.csv").items()},
+        **{f"split_{e}": p for e, p in per_experiment("{results}/{experiment}/data/split.npz").items()},
+    output:
+        table=f"{COMPARISON}/activation.csv",
+        stats=f"{COMPARISON}/activation_correlation.csv",
+        figures=report(
+            figure_paths(f"{COMPARISON}/figures/activation"),
+            caption="../report/activation.rst",
+            category="comparison",
+        ),
+    params:
+        experiments=EXPERIMENTS,
+        activations={e: lc.experiment(config, e)["model"]["activation"] for e in EXPERIMENTS},
+        plots=config["plots"],
+    log:
+        f"{COMPARISON}/logs/plot_activation.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_activation.py"
+
+

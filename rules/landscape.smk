@@ -1,0 +1,179 @@
+# LOOD / MIA landscapes around differing records and query optimisation (reconstruction).
+
+
+rule landscape_queries:
+    """Queries x + (t / scale) d along a seeded random direction around the landscape records."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+    output:
+        queries=f"{RESULTS}/{{experiment}}/landscape/queries.npz",
+    params:
+        landscape=landscape_params,
+    log:
+        f"{RESULTS}/{{experiment}}/logs/landscape_queries.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/landscape_queries.py"
+
+
+rule lood_landscape:
+    """KL / mean-distance LOOD and NNGP AUC of each landscape record at its queries."""
+    input:
+        split=rules.split.output.split,
+        kernel=rules.nngp_kernel.output.kernel,
+        queries=rules.landscape_queries.output.queries,
+    output:
+        report(
+            f"{RESULTS}/{{experiment}}/landscape/lood.csv",
+            caption="../report/landscape_table.rst",
+            category="{experiment}",
+            subcategory="landscape",
+        ),
+    params:
+        model=section("model"),
+        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/lood_landscape.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/lood_landscape.tsv"
+    threads: 2
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../envs/jax.yaml"
+    script:
+        "../workflow/scripts/lood_landscape.py"
+
+
+rule mia_landscape:
+    """MIA AUC at the landscape queries: saved in models, out models re-trained (same seeds)."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+        queries=rules.landscape_queries.output.queries,
+        weights_in=rules.train_in.output.weights,
+        models_out=out_shards,
+    output:
+        table=f"{RESULTS}/{{experiment}}/landscape/mia.csv",
+        outputs=f"{RESULTS}/{{experiment}}/landscape/mia_outputs.npz",
+    params:
+        model=section("model"),
+        train=section("train"),
+        mia=section("mia"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/mia_landscape.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/mia_landscape.tsv"
+    threads: 4
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/mia_landscape.py"
+
+
+rule plot_landscape:
+    """One column per record: LOOD landscape (top) and MIA AUC vs NNGP AUC landscape (bottom)."""
+    input:
+        unpack(landscape_plot_inputs),
+    output:
+        figures=report(
+            figure_paths(f"{RESULTS}/{{experiment}}/figures/landscape"),
+            caption="../report/landscape.rst",
+            category="{experiment}",
+            subcategory="landscape",
+        ),
+    params:
+        plots=config["plots"],
+        scale=config["landscape"]["scale"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_landscape.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_landscape.py"
+
+
+rule optimize_query:
+    """Adam ascent on KL LOOD over a query set per record; reconstruction quality vs a baseline."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+        kernel=rules.nngp_kernel.output.kernel,
+    output:
+        queries=f"{RESULTS}/{{experiment}}/query/optimized.npz",
+        history=f"{RESULTS}/{{experiment}}/query/history.csv",
+        table=report(
+            f"{RESULTS}/{{experiment}}/query/reconstruction.csv",
+            caption="../report/query_table.rst",
+            category="{experiment}",
+            subcategory="query optimisation",
+        ),
+    params:
+        model=section("model"),
+        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
+        query={k: v for k, v in config["query"].items() if k != "enabled"},
+    log:
+        f"{RESULTS}/{{experiment}}/logs/optimize_query.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/optimize_query.tsv"
+    threads: 2
+    resources:
+        gpu=0,
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/jax.yaml"
+    script:
+        "../workflow/scripts/optimize_query.py"
+
+
+rule plot_query:
+    """Differing records beside their optimised queries (with LOOD), and LOOD per Adam step."""
+    input:
+        split=rules.split.output.split,
+        queries=rules.optimize_query.output.queries,
+        history=rules.optimize_query.output.history,
+        table=rules.optimize_query.output.table,
+    output:
+        reconstruction=report(
+            figure_paths(f"{RESULTS}/{{experiment}}/figures/query_reconstruction"),
+            caption="../report/query_reconstruction.rst",
+            category="{experiment}",
+            subcategory="query optimisation",
+        ),
+        history=report(
+            figure_paths(f"{RESULTS}/{{experiment}}/figures/query_history"),
+            caption="../report/query_history.rst",
+            category="{experiment}",
+            subcategory="query optimisation",
+        ),
+    params:
+        plots=config["plots"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_query.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_query.py"
+
+
