@@ -29,6 +29,9 @@ include: "rules/train.smk"
 include: "rules/mia.smk"
 include: "rules/nngp.smk"
 include: "rules/plots.smk"
+include: "rules/memorization.smk"
+include: "rules/landscape.smk"
+include: "rules/influence.smk"
 
 
 rule all:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,6 +120,10 @@ def test_plot_setting_reruns_only_plots(tiny_run, tmp_path):
         "all",
         "plot_correlation",
         "plot_lood_all",
+        "plot_memorization",
+        "plot_landscape",
+        "plot_query",
+        "plot_influence",
     }
 
 
@@ -126,7 +131,10 @@ def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):
     work, _ = tiny_run
     config = write_config(tmp_path / "c.yaml", lambda c: c["nngp"].update(sigma2=0.2))
     rules = planned_rules(snakemake(work, config, "-n"))
-    assert rules == {"all", "lood", "lood_all", "plot_correlation", "plot_lood_all"}
+    assert rules == {
+        "all", "lood", "lood_all", "plot_correlation", "plot_lood_all", "plot_memorization",
+        "lood_landscape", "plot_landscape", "optimize_query", "plot_query", "plot_influence",
+    }  # fmt: skip
 
 
 def test_training_setting_retrains(tiny_run, tmp_path):
@@ -145,7 +153,146 @@ def test_slurm_profile_plans(tiny_run, tmp_path):
     assert {"train_in", "train_out", "lood"} <= planned_rules(proc)
 
 
+def test_memorization_outputs(tiny_run, tmp_path):
+    """Random-subset models: the .npz keys, both tables and their consistency, the figures, and
+    that only the memorization rules rerun when its settings change."""
+    work, _ = tiny_run
+    base = work / "results" / "tiny"
+    sub = np.load(base / "models" / "subsets.npz")
+    k, n, m = 24, 60, 40  # tiny.yaml: memorization.n_models, data.n_train, data.n_test
+    assert sub["correctness_train"].shape == (k, n) and sub["correctness_train"].dtype == bool
+    assert sub["correctness_test"].shape == (k, m)
+    assert sub["subsample_idx"].shape == (k, 30) and (sub["masks"].sum(1) == 30).all()
+    assert sub["outputs_train"].shape == (k, n, 2)
+    mem = pd.read_csv(base / "memorization.csv")
+    cols = ["idx", "label", "is_differ", "mem", "mem_se", "p_in", "p_out", "n_in", "n_out"]
+    assert list(mem.columns) == cols and len(mem) == n and mem.is_differ.sum() == 3
+    assert ((mem.n_in + mem.n_out) == k).all()
+    np.testing.assert_array_equal(mem.n_in, sub["masks"].sum(0))
+    np.testing.assert_allclose(mem.mem, mem.p_in - mem.p_out, atol=1e-9)
+    i = int(mem.mem.idxmax())  # recompute one record from the masks
+    inside = sub["masks"][:, i]
+    expected = (
+        sub["correctness_train"][inside, i].mean() - sub["correctness_train"][~inside, i].mean()
+    )
+    assert mem.mem[i] == pytest.approx(expected)
+    infl = pd.read_csv(base / "influence_topk.csv")
+    assert len(infl) == m * 3 and (infl.groupby("test_idx")["rank"].max() == 3).all()
+    assert (infl.groupby("test_idx").influence.diff().dropna() <= 1e-12).all()
+    stats = pd.read_csv(base / "memorization_correlation.csv")
+    assert set(stats.x) == {"kl_lood", "mean_dist_lood", "mia_auc", "pred_diff"}
+    assert (stats.loc[stats.records == "all", "n"] == n).all()
+    for fig in ["hist", "examples", "lood", "mia"]:
+        assert (base / "figures" / f"memorization_{fig}.png").stat().st_size > 1000, fig
+    config = write_config(tmp_path / "c.yaml", lambda c: c["memorization"].update(top_k=5))
+    rules = planned_rules(snakemake(work, config, "-n"))
+    assert rules == {"all", "memorization", "plot_memorization"}
+    config = write_config(tmp_path / "d.yaml", lambda c: c["memorization"].update(enabled=False))
+    assert planned_rules(snakemake(work, config, "-n")) == set()
+
+
+def test_influence_outputs(tiny_run, tmp_path):
+    """TracIn / influence-function tables and figure, consistent with mia.csv and lood.csv; the
+    solver setting reruns only the influence function and its figure."""
+    work, _ = tiny_run
+    base = work / "results" / "tiny"
+    tracin = pd.read_csv(base / "influence" / "tracin.csv")
+    assert list(tracin.columns) == ["differ_idx", "label", "tracin", "tracin_last"]
+    assert (tracin.tracin > tracin.tracin_last).all() and (tracin.tracin_last > 0).all()
+    inf = pd.read_csv(base / "influence" / "influence_function.csv")
+    assert inf.converged.all() and not inf.negative_curvature.any()  # tiny: Gauss-Newton
+    assert (inf.influence_function > 0).all() and (inf.solver_residual < 1e-3).all()
+    scores = pd.read_csv(base / "influence_scores.csv")
+    cols = ["differ_idx", "label", "pred_diff", "mia_auc", "mean_dist_lood", "kl_lood", "tracin",
+            "influence_function"]  # fmt: skip
+    assert list(scores.columns) == cols and len(scores) == 3
+    mia, lood = pd.read_csv(base / "mia.csv"), pd.read_csv(base / "lood.csv")
+    np.testing.assert_allclose(scores.pred_diff, mia.pred_diff)
+    np.testing.assert_allclose(scores.mean_dist_lood, lood.mean_dist_lood)
+    np.testing.assert_allclose(scores.tracin, tracin.tracin)
+    stats = pd.read_csv(base / "influence_correlation.csv")
+    assert list(stats.y) == ["tracin", "influence_function", "mean_dist_lood"]
+    assert (base / "figures" / "influence.png").stat().st_size > 1000
+    from lood.models import load_params
+
+    ckpt, meta = load_params(base / "influence" / "checkpoints.safetensors")
+    assert ckpt["W0"].shape[0] == 3 and meta["epochs"] == "[1, 2, 3]"  # tiny: 3 epochs
+    config = write_config(tmp_path / "c.yaml", lambda c: c["influence"].update(damping=0.1))
+    rules = planned_rules(snakemake(work, config, "-n"))
+    assert rules == {"all", "influence_function", "plot_influence"}
+    config = write_config(tmp_path / "d.yaml", lambda c: c["influence"].update(checkpoint_every=2))
+    rules = planned_rules(snakemake(work, config, "-n"))
+    assert rules == {"all", "train_influence", "tracin", "influence_function", "plot_influence"}
+
+
+def test_activation_comparison(tiny_run, tmp_path):
+    """Two experiments (relu, gelu) share split and differing records; rule all adds the
+    comparison, which pairs the same records."""
+    work = tmp_path / "two"
+    shutil.copytree(tiny_run[0], work, symlinks=True)
+
+    def two(c):
+        c["experiments"] = {"tiny": {}, "tiny_gelu": {"model": {"activation": "gelu"}}}
+
+    config = write_config(work / "two.yaml", two)
+    assert "plot_activation" in planned_rules(snakemake(work, config, "-n"))
+    proc = snakemake(work, config, "--cores", "2", "plot_activation")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = work / "results"
+    assert (res / "tiny" / "differ.csv").read_bytes() == (
+        res / "tiny_gelu" / "differ.csv"
+    ).read_bytes()
+    a, b = (
+        np.load(res / "tiny" / "data" / "split.npz"),
+        np.load(res / "tiny_gelu" / "data" / "split.npz"),
+    )
+    np.testing.assert_array_equal(a["x_train"], b["x_train"])
+    long = pd.read_csv(res / "comparison" / "activation.csv")
+    assert len(long) == 6 and set(long.activation) == {"relu", "gelu"}
+    relu = long[long.experiment == "tiny"].set_index("differ_idx")
+    np.testing.assert_allclose(relu.mia_auc, pd.read_csv(res / "tiny" / "mia.csv").mia_auc)
+    stats = pd.read_csv(res / "comparison" / "activation_correlation.csv")
+    paired = stats[stats.comparison == "paired"]
+    assert set(paired.metric_a) == {"kl_lood", "mean_dist_lood", "nngp_auc", "mia_auc", "pred_diff"}
+    assert (paired.n == 3).all() and (stats.comparison == "within").sum() == 6
+    assert (res / "comparison" / "figures" / "activation.png").stat().st_size > 1000
+
+
 RESULT_TABLES = ["differ.csv", "mia.csv", "lood.csv", "lood_all.csv", "correlation.csv"]
+RESULT_TABLES += ["memorization.csv", "influence_topk.csv"]
+
+
+def test_landscape_and_query_outputs(tiny_run):
+    work, _ = tiny_run
+    base = work / "results" / "tiny"
+    lood, mia = pd.read_csv(base / "lood.csv"), pd.read_csv(base / "mia.csv")
+    land = pd.read_csv(base / "landscape" / "lood.csv")
+    assert list(land.columns) == ["differ_idx", "t", "kl_lood", "mean_dist_lood", "nngp_auc"]
+    assert len(land) == 2 * 11 and list(land.differ_idx.unique()) == list(lood.differ_idx[:2])
+    # t = 0 is the record itself: the landscape equals the point LOOD of lood.csv there
+    at0 = land[land.t == 0].merge(lood, on="differ_idx", suffixes=("", "_point"))
+    np.testing.assert_allclose(at0.kl_lood, at0.kl_lood_point, rtol=1e-6)
+    np.testing.assert_allclose(at0.mean_dist_lood, at0.mean_dist_lood_point, rtol=1e-6)
+    # MIA landscape: re-trained out models reproduce train_out's bit for bit (CPU) ...
+    outs = np.load(base / "landscape" / "mia_outputs.npz")
+    np.testing.assert_array_equal(outs["out_outputs_differ"], outs["stored_out_outputs_differ"])
+    assert float(outs["out_max_abs_diff"]) == 0.0
+    assert outs["in_outputs"].shape == (8, 2, 11, 2) and outs["out_outputs"].shape == (2, 8, 11, 2)
+    # ... so at t = 0 the MIA AUC is that of mia.csv
+    mland = pd.read_csv(base / "landscape" / "mia.csv")
+    assert len(mland) == 22 and mland.mia_auc.between(0, 1).all()
+    m0 = mland[mland.t == 0].merge(mia, on="differ_idx", suffixes=("", "_point"))
+    np.testing.assert_allclose(m0.mia_auc, m0.mia_auc_point, atol=1e-12)
+    rec = pd.read_csv(base / "query" / "reconstruction.csv")
+    cols = ["differ_idx", "lood_at_record", "lood_optimized", "gap", "kernel_cosine", "pixel_l2",
+            "baseline_kernel_cosine", "baseline_pixel_l2", "n_steps"]  # fmt: skip
+    assert set(cols) <= set(rec.columns) and len(rec) == 2
+    assert (rec.lood_optimized > rec.lood_init).all()
+    np.testing.assert_allclose(rec.gap, rec.lood_optimized - rec.lood_at_record)
+    np.testing.assert_allclose(rec.lood_at_record, lood.kl_lood[:2], rtol=1e-6)
+    assert np.load(base / "query" / "optimized.npz")["queries"].shape == (2, 1, 64)
+    for fig in ["landscape", "query_reconstruction", "query_history"]:
+        assert (base / "figures" / f"{fig}.png").stat().st_size > 1000
 
 
 def test_killed_run_resumes_without_retraining_and_matches(tiny_run, tmp_path):

@@ -1,0 +1,49 @@
+"""Snakemake entry point: influence-function self-influence of the differing records."""
+
+import pandas as pd
+import torch
+
+from lood.data import Split
+from lood.influence import Checkpoints, influence_self
+from lood.io import write_csv
+from lood.logs import setup_logging
+from lood.training import pick_device
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = setup_logging(sm.log[0], "lood.influence_function")
+torch.set_num_threads(max(1, int(sm.threads)))
+p = sm.params.influence
+split = Split.load(sm.input.split)
+differ = pd.read_csv(sm.input.differ)
+idx = differ["differ_idx"].to_numpy()
+ck = Checkpoints.load(sm.input.checkpoints)
+device = pick_device(sm.params.device)
+x = torch.tensor(split.x_train, dtype=torch.float64, device=device)
+y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
+# the training objective's Hessian includes its L2 term: weight decay adds to the damping
+damping = float(p["damping"]) + ck.weight_decay
+res = influence_self(
+    ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], damping=damping, method=p["method"],
+    curvature=p["curvature"], cg_tol=float(p["cg_tol"]), cg_max_iter=int(p["cg_max_iter"]),
+    lissa_scale=float(p["lissa_scale"]), lissa_depth=int(p["lissa_depth"]),
+    hvp_batch_size=int(p["hvp_batch_size"]),
+)  # fmt: skip
+sol = res.solve
+table = differ[["differ_idx", "label"]].assign(
+    influence_function=res.self_influence,
+    grad_norm=res.grad_norm,
+    loss=res.loss,
+    solver_iterations=sol.iterations,
+    solver_residual=sol.residual,
+    converged=sol.converged,
+    negative_curvature=sol.negative_curvature,
+)
+write_csv(table, sm.output[0])
+log.info("influence function (%s, %s, damping %g): mean %.4g; solver iterations %d..%d, max residual "
+         "%.2g, %d/%d converged, %d met negative curvature", p["method"], p["curvature"], damping,
+         table.influence_function.mean(), sol.iterations.min(), sol.iterations.max(),
+         sol.residual.max(), sol.converged.sum(), len(table), sol.negative_curvature.sum())  # fmt: skip
+if not sol.converged.all():
+    log.warning("the solver did not converge for %d records: raise influence.cg_max_iter or "
+                "influence.damping (see columns solver_residual, negative_curvature)",
+                (~sol.converged).sum())  # fmt: skip

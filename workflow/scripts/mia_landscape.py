@@ -1,0 +1,44 @@
+"""Snakemake entry point: MIA AUC of the retrained networks at the landscape queries.
+
+In models: loaded from in_weights.safetensors. Out models: re-trained here for the landscape
+records with exactly train_out's masks and seeds (out weights are not kept by default); the
+largest difference of their outputs on the differing records from models/out_<shard>.npz is
+logged and saved (0 on CPU: bit-for-bit reproduction).
+"""
+
+import numpy as np
+import pandas as pd
+
+from lood.data import Split
+from lood.io import load_npz, savez, write_csv
+from lood.landscape import in_model_outputs, mia_landscape_table, retrain_out_outputs
+from lood.logs import setup_logging
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = setup_logging(sm.log[0], "lood.mia_landscape")
+split = Split.load(sm.input.split)
+differ = pd.read_csv(sm.input.differ)
+differ_idx = differ["differ_idx"].to_numpy()
+q = load_npz(sm.input.queries)
+records, t, queries = q["records"], q["t"], q["queries"]
+positions = np.array([int(np.flatnonzero(differ_idx == r)[0]) for r in records])
+out_q, out_differ = retrain_out_outputs(split, differ_idx, records, queries, sm.params.model,
+                                        sm.params.train, threads=sm.threads, logger=log)  # fmt: skip
+stored = {}
+for path in sm.input.models_out:
+    shard = load_npz(path)
+    for j, r in enumerate(shard["records"]):
+        stored[int(r)] = shard["outputs_differ"][j]
+stored_differ = np.stack([stored[int(r)] for r in records])
+max_diff = float(np.max(np.abs(stored_differ.astype(np.float64) - out_differ)))
+log.info("re-trained out models vs models/out_*.npz on the differing records: max |diff| = %.3g",
+         max_diff)  # fmt: skip
+if max_diff > 1e-4:
+    log.warning("re-trained out models differ from the stored ones (non-deterministic device?)")
+in_q = in_model_outputs(sm.input.weights_in, sm.params.model, split.n_classes, queries)
+table = mia_landscape_table(in_q, out_q, records, split.y_train[records], positions, t,
+                            sm.params.mia["n_splits"], sm.params.mia["seed"])  # fmt: skip
+write_csv(table, sm.output.table)
+savez(sm.output.outputs, records=records, t=t, in_outputs=in_q, out_outputs=out_q,
+      out_outputs_differ=out_differ, stored_out_outputs_differ=stored_differ,
+      out_max_abs_diff=np.asarray(max_diff))  # fmt: skip

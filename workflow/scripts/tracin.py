@@ -1,0 +1,32 @@
+"""Snakemake entry point: TracIn self-influence of the differing records."""
+
+import pandas as pd
+import torch
+
+from lood.data import Split
+from lood.influence import Checkpoints, tracin_contributions
+from lood.io import write_csv
+from lood.logs import setup_logging
+from lood.training import pick_device
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = setup_logging(sm.log[0], "lood.tracin")
+torch.set_num_threads(max(1, int(sm.threads)))
+split = Split.load(sm.input.split)
+differ = pd.read_csv(sm.input.differ)
+idx = differ["differ_idx"].to_numpy()
+ck = Checkpoints.load(sm.input.checkpoints)
+device = pick_device(sm.params.device)
+parts = tracin_contributions(
+    ck.models(),
+    ck.lr,
+    ck.arch,
+    ck.loss,
+    torch.tensor(split.x_train[idx], dtype=torch.float64, device=device),
+    torch.tensor(split.y_train[idx], dtype=torch.int64, device=device),
+)
+table = differ[["differ_idx", "label"]].assign(tracin=parts.sum(0), tracin_last=parts[-1])
+write_csv(table, sm.output[0])
+log.info("TracIn over %d checkpoints (epochs %s, lr %g): mean %.4g, min %.4g, max %.4g",
+         len(ck.epochs), ck.epochs.tolist(), ck.lr, table.tracin.mean(), table.tracin.min(),
+         table.tracin.max())  # fmt: skip
