@@ -23,7 +23,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def plain_epoch(arch: Architecture, x: torch.Tensor, y: torch.Tensor, batch: int, lr: float) -> None:
+def plain_epoch(
+    arch: Architecture, x: torch.Tensor, y: torch.Tensor, batch: int, lr: float
+) -> None:
     """One epoch of one model with nn.Linear layers and torch.optim.SGD (the baseline)."""
     layers: list[torch.nn.Module] = []
     dims = [x.shape[1]] + [arch.width] * arch.depth + [arch.n_outputs]

@@ -95,7 +95,9 @@ def test_good_config_passes(tmp_path):
     check(copy.deepcopy(TINY), tmp_path)
     check(yaml.safe_load((REPO / "config.yaml").read_text()), REPO)
     check(yaml.safe_load((REPO / "config" / "paper_cifar10.yaml").read_text()), REPO)
-    gelu = lc.resolve_inherit(yaml.safe_load((REPO / "config" / "relu_vs_gelu.yaml").read_text()), REPO)
+    gelu = lc.resolve_inherit(
+        yaml.safe_load((REPO / "config" / "relu_vs_gelu.yaml").read_text()), REPO
+    )
     check(gelu, REPO)
     assert list(gelu["experiments"]) == ["relu", "gelu"]
 
