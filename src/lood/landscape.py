@@ -151,8 +151,7 @@ def retrain_out_outputs(
     import torch
 
     from .arch import Architecture
-    from .ensemble import train_ensemble
-    from .training import pick_device, train_config
+    from .training import fit_ensemble, pick_device
 
     log = logger or logging.getLogger("lood.landscape")
     torch.set_num_threads(max(1, int(threads)))
@@ -161,23 +160,20 @@ def retrain_out_outputs(
     masks, seeds = out_masks_and_seeds(len(split.y_train), differ_idx, records, train_cfg)
     r, t, d = queries.shape
     k = int(train_cfg["n_out"])
-    x = torch.tensor(split.x_train, dtype=torch.float32)
     device = pick_device(train_cfg.get("device", "auto"))
     log.info("re-training %d out models (%d records x %d) on %s", len(seeds), r, k, device)
-    result = train_ensemble(
+    result = fit_ensemble(
+        split,
         arch,
-        train_config(train_cfg),
-        x,
-        torch.tensor(split.y_train, dtype=torch.int64),
-        torch.as_tensor(masks),
-        [int(s) for s in seeds],
-        eval_sets={
-            "differ": x[np.asarray(differ_idx, dtype=np.int64)],
-            "queries": torch.tensor(queries.reshape(r * t, d), dtype=torch.float32),
+        train_cfg,
+        masks,
+        seeds,
+        {
+            "differ": split.x_train[np.asarray(differ_idx, dtype=np.int64)],
+            "queries": queries.reshape(r * t, d),
         },
-        device=device,
-        chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
-        progress=log,
+        "landscape out models",
+        log,
     )
     q_out = result.outputs["queries"].reshape(r, k, r, t, -1)
     own = np.stack([q_out[i, :, i] for i in range(r)])  # each record's models at its own queries

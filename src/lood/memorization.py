@@ -298,9 +298,9 @@ def train_subsets(
     import torch
 
     from .arch import Architecture
-    from .ensemble import accuracy, train_ensemble
+    from .ensemble import accuracy
     from .io import savez
-    from .training import pick_device, train_config
+    from .training import fit_ensemble, pick_device
 
     log = logger or logging.getLogger("lood.memorization")
     torch.set_num_threads(max(1, int(threads)))
@@ -312,25 +312,11 @@ def train_subsets(
     seeds = np.array([derive_seed(seed, "subset_model", i) for i in range(k)], dtype=np.int64)
     log.info("training %d subset models (%d of %d records each, %s) on %s",
              k, subset_size(n, ratio), n, arch, device)  # fmt: skip
-    x = torch.tensor(split.x_train, dtype=torch.float32)
     t0 = time.perf_counter()
-    try:
-        result = train_ensemble(
-            arch,
-            train_config(train_cfg),
-            x,
-            torch.tensor(split.y_train, dtype=torch.int64),
-            masks,
-            [int(s) for s in seeds],
-            eval_sets={"train": x, "test": torch.tensor(split.x_test, dtype=torch.float32)},
-            device=device,
-            chunk_size=int(train_cfg.get("chunk_size") or k),
-            progress=log,
-        )
-    except FloatingPointError as exc:
-        raise FloatingPointError(
-            f"subset models: training diverged ({exc}); lower train.lr"
-        ) from exc
+    result = fit_ensemble(
+        split, arch, train_cfg, masks, seeds, {"train": split.x_train, "test": split.x_test},
+        "subset models", log,
+    )  # fmt: skip
     elapsed = time.perf_counter() - t0
     out_train = result.outputs["train"].astype(np.float32)
     out_test = result.outputs["test"].astype(np.float32)

@@ -16,7 +16,7 @@ import torch
 from .arch import Architecture
 from .config import derive_seed, shard_records
 from .data import Split
-from .ensemble import TrainConfig, accuracy, train_ensemble
+from .ensemble import EnsembleResult, TrainConfig, accuracy, train_ensemble
 from .io import atomic_path, savez
 from .models import save_params
 
@@ -41,6 +41,40 @@ def train_config(train: dict[str, Any]) -> TrainConfig:
         weight_decay=float(train["weight_decay"]),
         loss=str(train["loss"]),
     )
+
+
+def fit_ensemble(
+    split: Split,
+    arch: Architecture,
+    train_cfg: dict[str, Any],
+    masks: np.ndarray,
+    seeds: np.ndarray,
+    eval_sets: dict[str, np.ndarray],
+    where: str,
+    logger: logging.Logger | None = None,
+) -> EnsembleResult:
+    """Train an ensemble on the split with the ``train`` section's settings, on its device.
+
+    Every training job of the workflow (in, out, re-trained out, subset models) goes through
+    here, so they share seeds semantics, device choice, chunking and the divergence message.
+    """
+    try:
+        return train_ensemble(
+            arch,
+            train_config(train_cfg),
+            torch.tensor(split.x_train, dtype=torch.float32),  # a copy: loaded arrays are read-only
+            torch.tensor(split.y_train, dtype=torch.int64),
+            torch.as_tensor(np.asarray(masks, dtype=bool)),
+            [int(s) for s in seeds],
+            eval_sets={k: torch.tensor(v, dtype=torch.float32) for k, v in eval_sets.items()},
+            device=pick_device(train_cfg.get("device", "auto")),
+            chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
+            progress=logger,
+        )
+    except FloatingPointError as exc:
+        raise FloatingPointError(
+            f"{where}: training diverged ({exc}); lower train.lr or check the data normalisation"
+        ) from exc
 
 
 def role_masks_and_seeds(
@@ -100,28 +134,17 @@ def train_role(
     log.info(
         "%s: training %d models (%s) on %s, N=%d", where, len(seeds), arch, device, masks.shape[1]
     )
-    x = torch.tensor(split.x_train, dtype=torch.float32)  # a copy: loaded arrays are read-only
     t0 = time.perf_counter()
-    try:
-        result = train_ensemble(
-            arch,
-            train_config(train_cfg),
-            x,
-            torch.tensor(split.y_train, dtype=torch.int64),
-            torch.as_tensor(masks),
-            [int(s) for s in seeds],
-            eval_sets={
-                "differ": x[differ_idx],
-                "test": torch.tensor(split.x_test, dtype=torch.float32),
-            },
-            device=device,
-            chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
-            progress=log,
-        )
-    except FloatingPointError as exc:
-        raise FloatingPointError(
-            f"{where}: training diverged ({exc}); lower train.lr or check the data normalisation"
-        ) from exc
+    result = fit_ensemble(
+        split,
+        arch,
+        train_cfg,
+        masks,
+        seeds,
+        {"differ": split.x_train[differ_idx], "test": split.x_test},
+        where,
+        log,
+    )
     elapsed = time.perf_counter() - t0
     test_acc = accuracy(result.outputs["test"], split.y_test)
     log.info("%s: %d models in %.1fs (%.2f models/s), test accuracy %.4f +- %.4f",
