@@ -6,11 +6,17 @@ same architecture, data, mini-batch order, number of steps and batch size.
 
     .venv/bin/python benchmarks/bench_ensemble.py            # K = 1, 10, 100 + scaling in K, N
     .venv/bin/python benchmarks/bench_ensemble.py --quick    # small smoke run
+    .venv/bin/python benchmarks/bench_ensemble.py --preset default --ks 100 --no-scaling
+                                                             # the default experiment's setting
+
+The ensemble is timed twice: with the automatic first-layer choice (the kernel-space first layer
+where it pays, see lood.ensemble) and with ``first_layer="standard"`` forced.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import platform
 import time
@@ -75,9 +81,10 @@ def train_plain(arch, tcfg, X, y, masks, seeds) -> None:
                 opt.step()
 
 
-def problem(n: int, d: int, k: int, seed: int = 0):
+def problem(n: int, d: int, k: int, seed: int = 0, standardized: bool = False):
     g = torch.Generator().manual_seed(seed)
-    X = torch.rand(n, d, generator=g)  # pixel-like inputs in [0, 1)
+    # pixel-like inputs in [0, 1), or zero-mean unit-variance ones like the standardized data
+    X = torch.randn(n, d, generator=g) if standardized else torch.rand(n, d, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
     masks = np.ones((k, n), dtype=bool)  # model 0 is an "in" model, model j >= 1 is the
     masks[np.arange(1, k), (np.arange(1, k) - 1) % n] = False  # "out" model of record j - 1
@@ -100,32 +107,56 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="best of this many runs")
     ap.add_argument("--no-scaling", action="store_true", help="skip the K/N scaling table")
+    ap.add_argument(
+        "--preset",
+        choices=("bench", "default"),
+        default="bench",
+        help="bench: N=600, 10 epochs, lr 0.5, W_std 1, inputs in [0, 1); default: the default "
+        "experiment's N=500, 20 epochs, lr 2.0, W_std sqrt(2), standardized inputs",
+    )
+    ap.add_argument("--ks", type=int, nargs="+", default=None, help="ensemble sizes K")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    n, d, epochs = (200, 784, 2) if args.quick else (600, 784, 10)
-    ks = (1, 10) if args.quick else (1, 10, 100)
-    arch = Architecture(2, 128, "relu", 1.0, 0.0, "ntk", 10)
-    tcfg = TrainConfig(epochs=epochs, lr=0.5, batch_size=64, momentum=0.9)
+    d = 784
+    if args.preset == "default":
+        n, epochs, lr, w_std = 500, 20, 2.0, math.sqrt(2.0)
+    else:
+        n, epochs, lr, w_std = (200, 2, 0.5, 1.0) if args.quick else (600, 10, 0.5, 1.0)
+    ks = args.ks or ((1, 10) if args.quick else (1, 10, 100))
+    arch = Architecture(2, 128, "relu", w_std, 0.0, "ntk", 10)
+    tcfg = TrainConfig(epochs=epochs, lr=lr, batch_size=64, momentum=0.9)
+    std = args.preset == "default"
     print(
         f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"threads={torch.get_num_threads()}, best of {args.repeats}; N={n} d={d} depth={arch.depth} "
-        f"width={arch.width} {arch.activation} {arch.parameterization} MSE SGD(momentum 0.9), "
-        f"{epochs} epochs, batch {tcfg.batch_size}"
+        f"width={arch.width} {arch.activation} {arch.parameterization} W_std={w_std:.3g} MSE "
+        f"SGD(lr {lr}, momentum 0.9), {epochs} epochs, batch {tcfg.batch_size}, "
+        f"{'standardized' if std else '[0, 1)'} inputs"
     )
-    print("| K | plain loop (s) | plain models/s | ensemble (s) | ensemble models/s | speed-up |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| K | plain loop (s) | plain models/s | ensemble, standard W0 (s) | models/s | speed-up "
+        "| ensemble, auto (s) | models/s | speed-up | first layer |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|")
     for k in ks:
-        X, y, masks, seeds = problem(n, d, k)
-        train_ensemble(arch, tcfg, X, y, masks[:1], seeds[:1])  # warm-up both code paths
+        X, y, masks, seeds = problem(n, d, k, standardized=std)
+        path = train_ensemble(arch, tcfg, X, y, masks, seeds, first_layer="auto").extra
+        train_ensemble(arch, tcfg, X, y, masks[:1], seeds[:1], first_layer="standard")  # warm-up
         train_plain(arch, tcfg, X, y, masks[:1], seeds[:1])
-        t_plain, t_ens = math.inf, math.inf
-        for _ in range(args.repeats):  # interleaved, so a slow spell of the VM hits both
-            t_plain = min(t_plain, timed(lambda: train_plain(arch, tcfg, X, y, masks, seeds)))  # noqa: B023
-            t_ens = min(t_ens, timed(lambda: train_ensemble(arch, tcfg, X, y, masks, seeds)))  # noqa: B023
+        t_plain, t_std, t_ens = math.inf, math.inf, math.inf
+        problem_args = (arch, tcfg, X, y, masks, seeds)
+        run_plain = functools.partial(train_plain, *problem_args)
+        run_std = functools.partial(train_ensemble, *problem_args, first_layer="standard")
+        run_auto = functools.partial(train_ensemble, *problem_args)
+        for _ in range(args.repeats):  # interleaved, so a slow spell of the VM hits all three
+            t_plain = min(t_plain, timed(run_plain))
+            t_std = min(t_std, timed(run_std))
+            t_ens = min(t_ens, timed(run_auto))
         print(
-            f"| {k} | {t_plain:.2f} | {k / t_plain:.1f} | {t_ens:.2f} | {k / t_ens:.1f} "
-            f"| {t_plain / t_ens:.2f}x |",
+            f"| {k} | {t_plain:.2f} | {k / t_plain:.1f} | {t_std:.2f} | {k / t_std:.1f} "
+            f"| {t_plain / t_std:.2f}x | {t_ens:.2f} | {k / t_ens:.1f} | {t_plain / t_ens:.2f}x "
+            f"| {path['first_layer']} |",
             flush=True,
         )
 
@@ -139,7 +170,7 @@ def main() -> None:
     k_fix = 30 if not args.quick else 5
     rows = [(k, n) for k in k_grid] + [(k_fix, nn_) for nn_ in n_grid if nn_ != n]
     for k, nn_ in rows:
-        X, y, masks, seeds = problem(nn_, d, k)
+        X, y, masks, seeds = problem(nn_, d, k, standardized=std)
         t = timed(lambda: train_ensemble(arch, tcfg, X, y, masks, seeds), args.repeats)  # noqa: B023
         print(f"| {k} | {nn_} | {t:.2f} | {t / k:.3f} |", flush=True)
 

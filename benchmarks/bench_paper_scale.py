@@ -67,14 +67,14 @@ def main() -> None:
     x = torch.randn(args.n, args.d, generator=gen).to(device)
     y = torch.randint(0, 2, (args.n,), generator=gen).to(device)
     arch = Architecture(args.depth, args.width, "relu", 2**0.5, 0.0, "standard", 2)
-    tcfg = TrainConfig(epochs=args.epochs, lr=0.01, batch_size=args.batch, optimizer="sgd")
+    tcfg = TrainConfig(epochs=args.epochs, lr=1e-3, batch_size=args.batch, optimizer="sgd")
 
-    plain_epoch(arch, x[: 4 * args.batch], y[: 4 * args.batch], args.batch, 0.01)  # warm-up
+    plain_epoch(arch, x[: 4 * args.batch], y[: 4 * args.batch], args.batch, 1e-3)  # warm-up
     sync(device)
     t0 = time.perf_counter()
     for _ in range(args.plain_models):
         for _ in range(args.epochs):
-            plain_epoch(arch, x, y, args.batch, 0.01)
+            plain_epoch(arch, x, y, args.batch, 1e-3)
     sync(device)
     plain = (time.perf_counter() - t0) / (args.plain_models * args.epochs)
     print(f"device {name}; N={args.n} d={args.d} depth={args.depth} width={args.width} "

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lood.arch import Architecture
-from lood.ensemble import TrainConfig, accuracy, train_ensemble
+from lood.ensemble import TrainConfig, accuracy, train_ensemble, use_kernel_first_layer
 from lood.models import forward, init_params, load_params, save_params, select_models
 
 torch.set_num_threads(1)
@@ -341,3 +341,111 @@ def test_load_rejects_truncated_and_tampered(tmp_path):
     garbage.write_bytes(b"not a safetensors file at all")
     with pytest.raises(ValueError, match="garbage.safetensors"):
         load_params(garbage)
+
+
+# ------------------------------------------------------------------- kernel-space first layer
+KERNEL_OPTS = [
+    dict(momentum=0.9, weight_decay=0.01, loss="mse", lr=0.05),
+    dict(momentum=0.0, weight_decay=0.02, loss="mse", lr=0.1),
+    dict(momentum=0.9, weight_decay=0.0, loss="cross_entropy", lr=0.05),
+    dict(momentum=0.0, weight_decay=0.0, loss="cross_entropy", lr=0.1),
+]
+
+
+@pytest.mark.parametrize(
+    "opt", KERNEL_OPTS, ids=lambda o: f"mom{o['momentum']}-wd{o['weight_decay']}-{o['loss']}"
+)
+@pytest.mark.parametrize("param", ["ntk", "standard"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_kernel_first_layer_matches_plain_torch_and_standard_path(opt, param, bias):
+    """Forced kernel-space SGD == torch.optim reference == forced standard path (float64), with
+    uneven masks (inactive models) and chunking; d > N so W0 is not in the span of X."""
+    X, y = make_data(n=20, d=30)
+    arch = arch_of("gelu" if bias else "relu", param, bias, width=8)
+    tcfg = TrainConfig(epochs=3, batch_size=6, **opt)
+    masks = np.ones((4, 20), dtype=bool)
+    masks[1, 3] = False  # out-model: 19 records, 4 batches like the in-model
+    masks[2, 9:] = False  # 9 records: 2 batches, inactive on steps 2 and 3 of every epoch
+    masks[3, ::2] = False  # 10 records, the even ones never seen
+    seeds = [21, 22, 23, 24]
+    Xe = torch.randn(5, 30, dtype=torch.float64)
+    kw = dict(chunk_size=3, dtype=torch.float64)
+    ker, std = (
+        train_ensemble(arch, tcfg, X, y, masks, seeds, {"e": Xe}, first_layer=fl, **kw)
+        for fl in ("kernel", "standard")
+    )
+    assert ker.extra["first_layer"] == "kernel" and std.extra["first_layer"] == "standard"
+    assert ker.n_updates.tolist() == [12, 12, 6, 6]
+    for name in std.params:
+        torch.testing.assert_close(ker.params[name], std.params[name], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(ker.outputs["e"], std.outputs["e"], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(ker.loss_history, std.loss_history, rtol=1e-9)
+    for k in (0, 2, 3):
+        rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
+        for name, p in rp.items():
+            torch.testing.assert_close(ker.params[name][k], p, rtol=1e-9, atol=1e-10)
+
+
+def test_kernel_first_layer_depth0_no_bias_and_float32():
+    X, y = make_data(n=30, d=50)
+    masks = np.random.default_rng(1).random((3, 30)) < 0.6
+    for arch, dtype, tol in [
+        (Architecture(0, 1, "relu", 1.3, 0.0, "ntk", 3), torch.float64, 1e-9),  # only W0
+        (arch_of("relu", "ntk", True, width=16), torch.float32, 1e-4),
+    ]:
+        tcfg = TrainConfig(epochs=4, lr=0.05, batch_size=7, momentum=0.9, weight_decay=0.01)
+        ker, std = (
+            train_ensemble(
+                arch, tcfg, X, y, masks, [5, 6, 7], {"x": X}, dtype=dtype, first_layer=fl
+            )
+            for fl in ("kernel", "standard")
+        )
+        assert ker.params["W0"].dtype == dtype
+        for name in std.params:
+            torch.testing.assert_close(ker.params[name], std.params[name], rtol=tol, atol=tol)
+        np.testing.assert_allclose(ker.outputs["x"], std.outputs["x"], rtol=tol, atol=tol)
+
+
+def test_kernel_first_layer_out_model_bit_identical_when_record_changes():
+    X, y = make_data(n=24, d=40)
+    arch = arch_of("relu", "ntk", True)
+    tcfg = TrainConfig(epochs=3, lr=0.05, batch_size=5, momentum=0.9, weight_decay=0.01)
+    masks = np.ones((2, 24), dtype=bool)
+    masks[1, 0] = False
+    a = train_ensemble(arch, tcfg, X, y, masks, [1, 2], first_layer="kernel")
+    X2, y2 = X.clone(), y.clone()
+    X2[0] = 4.0  # changes row and column 0 of X X^T and row 0 of X W0(0)
+    y2[0] = (y[0] + 1) % 3
+    b = train_ensemble(arch, tcfg, X2, y2, masks, [1, 2], first_layer="kernel")
+    for name in a.params:
+        assert torch.equal(a.params[name][1], b.params[name][1]), name
+    assert not torch.equal(a.params["W0"][0], b.params["W0"][0])
+
+
+def test_kernel_first_layer_choice():
+    sgd = TrainConfig(epochs=10, lr=0.5, batch_size=64, momentum=0.9)
+    adam = TrainConfig(epochs=10, lr=0.01, batch_size=64, optimizer="adam")
+    steps = 10 * 10
+    assert use_kernel_first_layer("auto", sgd, 600, 784, 128, steps)  # the benchmark setting
+    assert use_kernel_first_layer("auto", sgd, 500, 3072, 128, steps)
+    assert not use_kernel_first_layer("auto", sgd, 5000, 784, 128, 10 * 79)  # N >> d
+    assert not use_kernel_first_layer("auto", adam, 600, 784, 128, steps)
+    assert not use_kernel_first_layer("auto", sgd, 600, 784, 128, steps, max_bytes=601**2 * 4 - 1)
+    assert not use_kernel_first_layer("standard", sgd, 600, 784, 128, steps)
+    assert use_kernel_first_layer("kernel", sgd, 5000, 10, 128, steps)
+    with pytest.raises(ValueError, match="sgd"):
+        use_kernel_first_layer("kernel", adam, 600, 784, 128, steps)
+    with pytest.raises(ValueError, match="first_layer"):
+        use_kernel_first_layer("dual", sgd, 600, 784, 128, steps)
+    # train_ensemble applies it automatically (and records the choice)
+    X, y = make_data(n=30, d=200)
+    masks = np.ones((2, 30), dtype=bool)
+    arch = arch_of(width=8)
+    res = train_ensemble(arch, TrainConfig(2, 0.05, 8, momentum=0.9), X, y, masks, [0, 1])
+    assert res.extra["first_layer"] == "kernel"
+    res = train_ensemble(arch, TrainConfig(2, 0.01, 8, optimizer="adam"), X, y, masks, [0, 1])
+    assert res.extra["first_layer"] == "standard"
+    small = train_ensemble(
+        arch, TrainConfig(2, 0.05, 8, momentum=0.9), X, y, masks, [0, 1], kernel_max_bytes=100
+    )
+    assert small.extra["first_layer"] == "standard"
