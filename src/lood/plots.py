@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
+from .io import atomic_path, write_csv  # noqa: E402
 
 
 def correlation_stats(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -37,6 +38,22 @@ def correlation_stats(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "spearman_r": float(sr.statistic),
         "spearman_p": float(sr.pvalue),
     }
+
+
+STAT_COLUMNS = ("pearson_r", "pearson_p", "spearman_r", "spearman_p")
+
+
+def write_correlation_stats(
+    rows: Sequence[dict[str, float | str]], path: str | os.PathLike[str], logger: logging.Logger
+) -> pd.DataFrame:
+    """Write correlation rows as CSV (NaN allowed where a correlation is undefined) and log each."""
+    stats_df = pd.DataFrame(rows)
+    write_csv(stats_df, path, allow_nan=STAT_COLUMNS)
+    for r in rows:
+        logger.info("%s vs %s: Pearson r=%.3f (p=%.2g), Spearman %.3f (p=%.2g)",
+                    r["x"], r["y"], r["pearson_r"], r["pearson_p"], r["spearman_r"],
+                    r["spearman_p"])  # fmt: skip
+    return stats_df
 
 
 @dataclass(frozen=True)

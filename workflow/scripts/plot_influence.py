@@ -5,6 +5,7 @@ import pandas as pd
 from lood.comparison import influence_figure, influence_table
 from lood.io import write_csv
 from lood.logs import setup_logging
+from lood.plots import write_correlation_stats
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_influence")
@@ -24,8 +25,4 @@ rows = influence_figure(
     context=p["context"],
     dpi=p["dpi"],
 )
-stats = pd.DataFrame(rows)
-write_csv(stats, sm.output.stats, allow_nan=["pearson_r", "pearson_p", "spearman_r", "spearman_p"])
-for r in rows:
-    log.info("%s vs %s: Pearson r=%.3f (p=%.2g), Spearman %.3f (p=%.2g)",
-             r["y"], r["x"], r["pearson_r"], r["pearson_p"], r["spearman_r"], r["spearman_p"])  # fmt: skip
+write_correlation_stats(rows, sm.output.stats, log)
