@@ -107,27 +107,15 @@ def landscape_records(differ_idx: np.ndarray, n_records: int) -> np.ndarray:
 def out_masks_and_seeds(
     n_train: int, differ_idx: np.ndarray, records: np.ndarray, train_cfg: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Masks [R K, N] and seeds [R K] of the out models of ``records``, exactly as ``train_out``.
+    """Masks [R K, N] and seeds [R K] of the out models of ``records``, exactly as ``train_out``
+    (:func:`lood.training.out_masks_and_seeds`; seeds do not depend on sharding)."""
+    from .training import out_masks_and_seeds as training_out_masks_and_seeds
 
-    Taken from :func:`lood.training.role_masks_and_seeds` of the shard holding each record, so
-    the re-trained models are the workflow's out models (seeds depend on train.seed, record and
-    replica only, not on sharding).
-    """
-    from .training import role_masks_and_seeds
-
-    differ_idx = np.asarray(differ_idx, dtype=np.int64)
-    k = int(train_cfg["n_out"])
-    masks, seeds = [], []
-    for record in np.asarray(records, dtype=np.int64):
-        pos = np.flatnonzero(differ_idx == record)
-        if len(pos) != 1:
-            raise ValueError(f"record {int(record)} is not a differing record")
-        shard = int(pos[0]) // int(train_cfg["shard_size"])
-        m, s, recs = role_masks_and_seeds("out", n_train, differ_idx, train_cfg, shard)
-        j = int(np.flatnonzero(recs == record)[0])
-        masks.append(m[j * k : (j + 1) * k])
-        seeds.append(s[j * k : (j + 1) * k])
-    return np.concatenate(masks), np.concatenate(seeds)
+    records = np.asarray(records, dtype=np.int64)
+    missing = records[~np.isin(records, np.asarray(differ_idx, dtype=np.int64))]
+    if len(missing):
+        raise ValueError(f"record {int(missing[0])} is not a differing record")
+    return training_out_masks_and_seeds(n_train, records, train_cfg)
 
 
 def retrain_out_outputs(

@@ -89,16 +89,29 @@ def role_masks_and_seeds(
         return masks, seeds, np.array([], dtype=np.int64)
     if role != "out" or shard is None:
         raise ValueError(f"role must be 'in' or 'out' (with a shard), got {role!r}/{shard}")
-    k = int(train["n_out"])
     records = np.asarray(differ_idx)[
         list(shard_records(len(differ_idx), int(train["shard_size"]), shard))
     ]
+    masks, seeds = out_masks_and_seeds(n_train, records, train)
+    return masks, seeds, records.astype(np.int64)
+
+
+def out_masks_and_seeds(
+    n_train: int, records: np.ndarray, train: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Masks [R K, N] and seeds [R K] of the ``n_out`` out models of each record, record-major.
+
+    Seeds depend on train.seed, the record and the replica only (not on sharding), so any job
+    that needs a record's out models (its shard, the MIA landscape) gets the same ones.
+    """
+    seed, k = int(train["seed"]), int(train["n_out"])
+    records = np.asarray(records, dtype=np.int64)
     masks = np.ones((len(records) * k, n_train), dtype=bool)
     seeds = np.empty(len(records) * k, dtype=np.int64)
     for j, record in enumerate(records):
         masks[j * k : (j + 1) * k, record] = False
         seeds[j * k : (j + 1) * k] = [derive_seed(seed, "out", int(record), i) for i in range(k)]
-    return masks, seeds, records.astype(np.int64)
+    return masks, seeds
 
 
 def train_role(
