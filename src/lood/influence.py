@@ -160,6 +160,16 @@ def tracin_self_influence(
 
 
 # ------------------------------------------------------------------------------ Hessian
+def _vector_or_block(single: Callable[[torch.Tensor], torch.Tensor]) -> Operator:
+    """An operator taking one vector ``[P]`` or a block ``[P, m]`` (columns vmapped)."""
+    batched = vmap(single, in_dims=1, out_dims=1)
+
+    def op(v: torch.Tensor) -> torch.Tensor:
+        return single(v) if v.dim() == 1 else batched(v)
+
+    return op
+
+
 def hvp_operator(
     params: Params,
     arch: Architecture,
@@ -188,12 +198,7 @@ def hvp_operator(
             total = total + (xb.shape[0] / n) * jvp(grad(f), (flat0,), (v,))[1]
         return total
 
-    batched = vmap(single, in_dims=1, out_dims=1)
-
-    def op(v: torch.Tensor) -> torch.Tensor:
-        return single(v) if v.dim() == 1 else batched(v)
-
-    return op
+    return _vector_or_block(single)
 
 
 def ggn_operator(
@@ -234,12 +239,7 @@ def ggn_operator(
             total = total + pullback(jv)[0] / n
         return total
 
-    batched = vmap(single, in_dims=1, out_dims=1)
-
-    def op(v: torch.Tensor) -> torch.Tensor:
-        return single(v) if v.dim() == 1 else batched(v)
-
-    return op
+    return _vector_or_block(single)
 
 
 @dataclass
