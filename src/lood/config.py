@@ -46,6 +46,14 @@ DEFAULTS: dict[str, Any] = {
         "chunk_size": 1000,
         "save_out_weights": False,
         "device": "auto",
+        "dp": {
+            "enabled": False,
+            "noise_multiplier": 1.0,
+            "max_grad_norm": 1.0,
+            "delta": 1e-5,
+            "accountant": "rdp",
+            "target_epsilon": None,
+        },
     },
     "mia": {"n_splits": 50, "seed": 0},
     "nngp": {"sigma2": 0.05, "kernel_batch_size": 0, "all_records": True},
@@ -92,6 +100,28 @@ DEFAULTS: dict[str, Any] = {
         "lissa_depth": 1000,
         "lissa_scale": 10.0,
         "hvp_batch_size": 0,
+    },
+    "audit": {
+        "enabled": True,
+        "n_canaries": None,
+        "canary": "mislabel",
+        "score": "loss",
+        "k_pos": None,
+        "k_neg": None,
+        "n_runs": 4,
+        "confidence": 0.95,
+        "seed": 0,
+    },
+    "inversion": {
+        "enabled": True,
+        "n_models": 5,
+        "lr": 0.1,
+        "n_steps": 500,
+        "patience": 50,
+        "tol": 1e-4,
+        "gamma": 0.0,
+        "l2": 0.0,
+        "tv": 0.0,
     },
     "experiments": {"default": {}},
 }
@@ -258,6 +288,77 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
             raise ValueError(f"experiments.{name}.model.activation: must be relu or gelu")
         if exp["nngp"]["sigma2"] <= 0:
             raise ValueError(f"experiments.{name}.nngp.sigma2: must be > 0")
+        try:
+            check_dp(train, int(data["n_train"]))
+        except ValueError as exc:
+            raise ValueError(f"experiments.{name}.{exc}") from None
+    if config["audit"]["enabled"]:
+        audit_sizes(config["audit"], int(data["n_train"]))
+
+
+def audit_sizes(audit: dict[str, Any], n_train: int) -> tuple[int, int, int]:
+    """(canaries m, k_pos, k_neg) of the audit section; unset: m = N / 2, k = max(1, m / 10).
+
+    Raises ValueError when there are more canaries than records or more guesses than canaries.
+    """
+    m = int(audit["n_canaries"]) if audit.get("n_canaries") is not None else n_train // 2
+    k_def = max(1, m // 10)
+    k_pos = int(audit["k_pos"]) if audit.get("k_pos") is not None else k_def
+    k_neg = int(audit["k_neg"]) if audit.get("k_neg") is not None else k_def
+    if not 2 <= m <= n_train:
+        raise ValueError(
+            f"audit.n_canaries: {m} canaries but data.n_train is {n_train}; the canaries are "
+            "records of D (allowed 2..n_train)"
+        )
+    if k_pos + k_neg > m or k_pos + k_neg == 0:
+        raise ValueError(
+            f"audit.k_pos + audit.k_neg: {k_pos} + {k_neg} guesses; allowed 1..{m} (the canaries)"
+        )
+    return m, k_pos, k_neg
+
+
+ACCOUNTANTS = ("rdp", "prv")  # Opacus's privacy accountants that lood.dp offers
+
+
+def check_dp_values(
+    noise_multiplier: float, max_grad_norm: float, delta: float, accountant: str
+) -> None:
+    """Raise ValueError naming the ``train.dp`` key whose value is not allowed."""
+    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
+        raise ValueError(
+            f"train.dp.noise_multiplier must be a finite number > 0 (0 gives no privacy: "
+            f"disable train.dp instead), got {noise_multiplier}"
+        )
+    if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
+        raise ValueError(f"train.dp.max_grad_norm must be > 0, got {max_grad_norm}")
+    if not 0 < delta < 1:
+        raise ValueError(f"train.dp.delta must be in (0, 1), got {delta}")
+    if accountant not in ACCOUNTANTS:
+        raise ValueError(f"train.dp.accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
+
+
+def check_dp(train: dict[str, Any], n_train: int) -> bool:
+    """Validate ``train.dp`` (nothing is calibrated here); True when DP-SGD is on.
+
+    noise multiplier and clipping norm > 0, delta in (0, 1/N) (a delta of 1/N or more allows
+    releasing a random record in the clear), a known accountant, target_epsilon > 0.
+    """
+    dp = train.get("dp") or {}
+    if not dp.get("enabled", False):
+        return False
+    delta = float(dp.get("delta", 1e-5))
+    if not 0 < delta < 1.0 / n_train:
+        raise ValueError(
+            f"train.dp.delta must be in (0, 1/n_train = {1.0 / n_train:.3g}), got {delta}: a "
+            "delta of 1/N or more allows releasing a random record in the clear"
+        )
+    target = dp.get("target_epsilon")
+    if target is not None and not (math.isfinite(float(target)) and float(target) > 0):
+        raise ValueError(f"train.dp.target_epsilon must be > 0, got {target}")
+    noise = 1.0 if target is not None else float(dp.get("noise_multiplier", 1.0))
+    clip = float(dp.get("max_grad_norm", 1.0))
+    check_dp_values(noise, clip, delta, str(dp.get("accountant", "rdp")))
+    return True
 
 
 def derive_seed(*keys: int | str) -> int:

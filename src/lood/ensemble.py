@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from lood.arch import Architecture
+from lood.dp import DPConfig, train_chunk_dp
 from lood.models import (
     Params,
     forward,
@@ -630,6 +631,7 @@ def train_ensemble(
     first_layer: str = "auto",
     kernel_max_bytes: int = KERNEL_MAX_BYTES,
     on_epoch_end: Callable[[int, Params], None] | None = None,
+    dp: DPConfig | None = None,
 ) -> EnsembleResult:
     """Train K = len(seeds) models, model k on the records where ``masks[k]`` is True.
 
@@ -643,6 +645,8 @@ def train_ensemble(
     most ``kernel_max_bytes``), "kernel" or "standard" (same results up to rounding).
     ``on_epoch_end(epoch, params)`` (e.g. checkpoints for TracIn) is called after every epoch
     (0-based) with a CPU copy of all K stacked parameters; it needs a single chunk.
+    ``dp``: train with DP-SGD instead (Poisson batches, per-sample clipping, Gaussian noise; see
+    :mod:`lood.dp`), always with the standard first layer.
     """
     t0 = time.perf_counter()
     eval_sets = dict(eval_sets or {})
@@ -683,7 +687,11 @@ def train_ensemble(
     evals = {name: xe.to(device=device, dtype=dtype) for name, xe in eval_sets.items()}
     steps = tcfg.epochs * math.ceil(int(masks_np.sum(1).max()) / tcfg.batch_size)
     itemsize = torch.finfo(dtype).bits // 8
-    kernel = use_kernel_first_layer(
+    if dp is not None and first_layer == "kernel":
+        raise ValueError(
+            "first_layer='kernel' cannot be combined with DP-SGD (noise is per weight)"
+        )
+    kernel = dp is None and use_kernel_first_layer(
         first_layer, tcfg, n, d, arch.width, steps, itemsize, kernel_max_bytes
     )
     gram = x_ext @ x_ext.T if kernel else None  # shared by all chunks
@@ -715,10 +723,16 @@ def train_ensemble(
                 },
             )
 
-        params, hist, upd = _train_chunk(
-            arch, tcfg, x_ext, y_ext, t_ext, masks_np[start:stop], seeds_np[start:stop],
-            start, dtype, on_epoch, gram, on_epoch_end,
-        )  # fmt: skip
+        if dp is None:
+            params, hist, upd = _train_chunk(
+                arch, tcfg, x_ext, y_ext, t_ext, masks_np[start:stop], seeds_np[start:stop],
+                start, dtype, on_epoch, gram, on_epoch_end,
+            )  # fmt: skip
+        else:
+            params, hist, upd = train_chunk_dp(
+                arch, tcfg, dp, x_ext, y_ext, t_ext, masks_np[start:stop], seeds_np[start:stop],
+                start, dtype, on_epoch, on_epoch_end,
+            )  # fmt: skip
         histories.append(hist)
         updates.append(upd)
         for name, xe in evals.items():
@@ -751,5 +765,6 @@ def train_ensemble(
             "dtype": str(dtype),
             "device": str(device),
             "first_layer": "kernel" if kernel else "standard",
+            "dp": dp,
         },
     )

@@ -7,6 +7,7 @@ the clock or the shard), so results do not depend on how records are grouped int
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from .arch import Architecture
 from .config import derive_seed, shard_records
 from .data import Split
+from .dp import dp_config, spent_epsilon
 from .ensemble import EnsembleResult, TrainConfig, accuracy, train_ensemble
 from .io import atomic_path, savez
 from .models import save_params
@@ -56,8 +58,17 @@ def fit_ensemble(
     """Train an ensemble on the split with the ``train`` section's settings, on its device.
 
     Every training job of the workflow (in, out, re-trained out, subset models) goes through
-    here, so they share seeds semantics, device choice, chunking and the divergence message.
+    here, so they share seeds semantics, device choice, chunking, DP-SGD (``train.dp``) and the
+    divergence message.
     """
+    n_train = len(split.y_train)
+    dp = dp_config(train_cfg, n_train)
+    if dp is not None and logger is not None:
+        eps = spent_epsilon(dp, n_train, int(train_cfg["batch_size"]), int(train_cfg["epochs"]))
+        logger.info(
+            "%s: DP-SGD, noise multiplier %.4g, clipping norm %.4g: epsilon %.4g at delta %.2g (%s)",
+            where, dp.noise_multiplier, dp.max_grad_norm, eps, dp.delta, dp.accountant,
+        )  # fmt: skip
     try:
         return train_ensemble(
             arch,
@@ -70,11 +81,20 @@ def fit_ensemble(
             device=pick_device(train_cfg.get("device", "auto")),
             chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
             progress=logger,
+            dp=dp,
         )
     except FloatingPointError as exc:
         raise FloatingPointError(
             f"{where}: training diverged ({exc}); lower train.lr or check the data normalisation"
         ) from exc
+
+
+def dp_epsilon(train_cfg: dict[str, Any], n_train: int) -> float:
+    """Epsilon that one model of this ``train`` section spends (inf without DP-SGD)."""
+    dp = dp_config(train_cfg, n_train)
+    if dp is None:
+        return math.inf
+    return spent_epsilon(dp, n_train, int(train_cfg["batch_size"]), int(train_cfg["epochs"]))
 
 
 def role_masks_and_seeds(
@@ -130,7 +150,8 @@ def train_role(
     """Train one job's ensemble and write its outputs (``.npz``) and, optionally, weights.
 
     Arrays written: ``outputs_differ`` (outputs on every differing record), ``test_acc``,
-    ``train_loss``, ``seeds``, ``differ_idx``; out jobs add ``records`` and shape the per-model
+    ``train_loss``, ``seeds``, ``differ_idx``, ``epsilon`` (DP-SGD privacy spent per model, inf
+    without DP); out jobs add ``records`` and shape the per-model
     arrays [S, K, ...] (record, replica).
     """
     log = logger or logging.getLogger("lood.train")
@@ -168,6 +189,7 @@ def train_role(
         "train_loss": np.asarray(result.final_train_loss, dtype=np.float32),
         "seeds": seeds,
         "differ_idx": differ_idx,
+        "epsilon": np.full(len(seeds), dp_epsilon(train_cfg, len(split.y_train))),
     }
     if role == "out":
         s, k = len(records), len(seeds) // len(records)

@@ -1,0 +1,270 @@
+"""DP-SGD of the batched ensemble against Opacus and against a plain per-sample reference loop;
+accounting against the exact privacy curve of the (non-subsampled) Gaussian mechanism."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from scipy import optimize, stats
+
+from lood.arch import Architecture
+from lood.config import derive_seed
+from lood.dp import (
+    DPConfig,
+    calibrate_noise,
+    clipped_grad_sum,
+    dp_config,
+    epsilon,
+    poisson_batches,
+    sample_rate,
+    spent_epsilon,
+    steps_per_epoch,
+)
+from lood.ensemble import TrainConfig, _loss_and_grad, _Network, regression_targets, train_ensemble
+from lood.models import forward, init_params, param_names
+
+torch.set_num_threads(1)
+
+
+def _data(n: int = 24, d: int = 6, c: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((n, d)))
+    y = torch.tensor(rng.integers(0, c, n), dtype=torch.int64)
+    return x, y
+
+
+class _Scale(nn.Module):
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.alpha
+
+
+def _opacus_model(arch: Architecture, params: dict[str, torch.Tensor], d: int) -> nn.Sequential:
+    """The same network as nn.Linear layers (what Opacus computes per-sample gradients for)."""
+    dims = [d] + [arch.width] * arch.depth + [arch.n_outputs]
+    layers: list[nn.Module] = []
+    for i in range(arch.depth + 1):
+        alpha = arch.W_std / math.sqrt(dims[i]) if arch.parameterization == "ntk" else 1.0
+        lin = nn.Linear(dims[i], dims[i + 1], bias=arch.has_bias).double()
+        with torch.no_grad():
+            lin.weight.copy_(params[f"W{i}"][0].T)
+            if arch.has_bias:
+                lin.bias.copy_(params[f"b{i}"][0])
+        layers += [_Scale(alpha), lin]
+        if i < arch.depth:
+            layers.append(nn.ReLU() if arch.activation == "relu" else nn.GELU())
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        Architecture(2, 16, "relu", 1.5, 0.0, "ntk", 3),  # the workflow's kind: ntk, no bias
+        Architecture(1, 12, "gelu", 1.0, 0.5, "standard", 3),  # biases, standard parameterisation
+    ],
+    ids=["ntk-relu", "standard-gelu-bias"],
+)
+def test_clipped_gradient_step_matches_opacus(arch):
+    """One DP-SGD step (noise 0 on Opacus's side) moves the parameters exactly as Opacus does."""
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    x, y = _data()
+    d, bsz, clip, expected = x.shape[1], 10, 0.7, 8.0
+    params = init_params(arch, d, [3], dtype=torch.float64)
+    xb, yb = x[:bsz], y[:bsz]
+    t = regression_targets(yb, arch.n_outputs, torch.float64)
+
+    model = GradSampleModule(_opacus_model(arch, params, d), loss_reduction="mean")
+    opt = DPOptimizer(
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        noise_multiplier=0.0,
+        max_grad_norm=clip,
+        expected_batch_size=int(expected),
+        loss_reduction="mean",
+    )
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = (0.5 * (model(xb) - t).square().sum(-1)).mean()
+    loss.backward()
+    opacus_norms = torch.stack(
+        [p.grad_sample.reshape(bsz, -1).norm(dim=1) for p in model.parameters()], dim=1
+    ).norm(dim=1)
+    opt.step()
+    opacus_update = [b - p.detach() for b, p in zip(before, model.parameters(), strict=True)]
+
+    net = _Network(arch, params, 1, bsz, d)
+    out = net.forward(xb.unsqueeze(0))
+    _, dout = _loss_and_grad("mse", out, yb.unsqueeze(0), t.unsqueeze(0), torch.ones(1, bsz).double())
+    grads = {name: torch.empty_like(params[name]) for name in param_names(arch)}
+    norms = clipped_grad_sum(net, xb.unsqueeze(0), dout, clip, grads)
+    torch.testing.assert_close(norms[0], opacus_norms, rtol=1e-10, atol=1e-12)
+    assert float((norms > clip).float().mean()) > 0.2, "the test must exercise clipping"
+    ours = []
+    for name in param_names(arch):  # same order as the nn.Linear parameters
+        g = grads[name][0] / expected
+        ours.append(g.T if name.startswith("W") else g)
+    for a, b in zip(ours, opacus_update, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def _reference_dp_training(arch, tcfg, dp, x, y, mask, seed):
+    """Plain DP-SGD for one model: torch.func per-sample gradients, explicit clip and noise."""
+    from torch.func import functional_call, grad, vmap
+
+    n, d = x.shape
+    params = init_params(arch, d, [seed], dtype=torch.float64)
+    p = {k: v[0].clone() for k, v in params.items()}
+    names = param_names(arch)
+    t_all = regression_targets(y, arch.n_outputs, torch.float64)
+
+    def loss_one(pp, xi, ti):
+        out = forward({k: v.unsqueeze(0) for k, v in pp.items()}, arch, xi[None, None, :])
+        return 0.5 * (out[0, 0] - ti).square().sum()
+
+    per_sample = vmap(grad(loss_one), in_dims=(None, 0, 0))
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(derive_seed(seed, "dp-noise"))
+    incl = np.flatnonzero(mask)
+    q = 1.0 / math.ceil(n / tcfg.batch_size)
+    buf = {k: torch.zeros_like(v) for k, v in p.items()}
+    for _ in range(tcfg.epochs):
+        for _ in range(math.ceil(n / tcfg.batch_size)):
+            batch = incl[rng.random(len(incl)) < q]
+            total = {k: torch.zeros_like(v) for k, v in p.items()}
+            if len(batch):
+                g = per_sample(p, x[batch], t_all[batch])
+                flat = torch.cat([g[k].reshape(len(batch), -1) for k in names], dim=1)
+                factor = (dp.max_grad_norm / (flat.norm(dim=1) + 1e-6)).clamp(max=1.0)
+                for k in names:
+                    total[k] = (g[k] * factor.view(-1, *[1] * (g[k].dim() - 1))).sum(0)
+            for k in names:
+                noise = torch.randn(p[k].shape, generator=gen, dtype=torch.float64)
+                gk = (total[k] + dp.noise_multiplier * dp.max_grad_norm * noise) / (q * n)
+                buf[k] = tcfg.momentum * buf[k] + gk
+                p[k] = p[k] - tcfg.lr * buf[k]
+    return p
+
+
+def test_dp_training_matches_plain_reference_loop():
+    """Whole DP-SGD runs (Poisson batches, clipping, noise, momentum) equal a plain loop, per model,
+    in and out masks alike, whatever else is in the ensemble."""
+    arch = Architecture(2, 10, "relu", 1.4, 0.0, "ntk", 3)
+    x, y = _data(n=30, d=5)
+    tcfg = TrainConfig(epochs=3, lr=0.5, batch_size=8, momentum=0.5)
+    dp = DPConfig(noise_multiplier=0.8, max_grad_norm=0.5, delta=1e-3)
+    masks = np.ones((3, 30), dtype=bool)
+    masks[1, 4] = False
+    masks[2, :10] = False
+    seeds = [11, 12, 13]
+    res = train_ensemble(arch, tcfg, x, y, masks, seeds, dtype=torch.float64, dp=dp, chunk_size=2)
+    assert res.extra["dp"] == dp and res.extra["first_layer"] == "standard"
+    assert (res.n_updates == 3 * math.ceil(30 / 8)).all()
+    for j in range(3):
+        ref = _reference_dp_training(arch, tcfg, dp, x, y, masks[j], seeds[j])
+        for name in param_names(arch):
+            torch.testing.assert_close(res.params[name][j], ref[name], rtol=1e-9, atol=1e-10)
+
+
+def test_noise_and_clipping_change_the_result():
+    """DP training is not the plain training: noise moves the weights, more noise moves them more."""
+    arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
+    x, y = _data(n=20, d=4, c=2)
+    tcfg = TrainConfig(epochs=2, lr=0.5, batch_size=5)
+    masks = np.ones((1, 20), dtype=bool)
+
+    def w(noise):
+        dp = DPConfig(noise, 100.0, 1e-3)  # clipping inactive at C = 100
+        return train_ensemble(arch, tcfg, x, y, masks, [0], dtype=torch.float64, dp=dp).params
+
+    lo, hi, lo2 = w(1e-6), w(10.0), w(1e-6)
+    torch.testing.assert_close(lo["W0"], lo2["W0"])  # deterministic
+    init = init_params(arch, 4, [0], dtype=torch.float64)
+    assert float((hi["W0"] - init["W0"]).norm()) > 5 * float((lo["W0"] - init["W0"]).norm())
+
+
+def test_poisson_batches_rate_and_masks():
+    rngs = [np.random.default_rng(s) for s in range(4)]
+    incl = [np.arange(1000), np.arange(500), np.arange(0), np.arange(1000)[::3]]
+    idx, sizes = poisson_batches(rngs, incl, 0.1, 20, pad=-1)
+    assert idx.shape[:2] == (20, 4) and sizes.shape == (20, 4)
+    assert (sizes[:, 2] == 0).all()
+    for j, inc in enumerate(incl):
+        chosen = idx[:, j][idx[:, j] >= 0]
+        assert np.isin(chosen, inc).all()
+        if len(inc):  # mean batch size q |incl| within 4 standard errors
+            se = math.sqrt(len(inc) * 0.1 * 0.9 / 20)
+            assert abs(sizes[:, j].mean() - 0.1 * len(inc)) < 4 * se
+
+
+def _exact_gaussian_epsilon(mu: float, delta: float) -> float:
+    """Exact epsilon of a Gaussian mechanism with mu = sensitivity / std (Balle & Wang 2018)."""
+
+    def d(eps):
+        return (
+            stats.norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * stats.norm.cdf(-eps / mu - mu / 2)
+        )
+
+    return optimize.brentq(lambda e: d(e) - delta, 0.0, 100.0)
+
+
+@pytest.mark.parametrize("accountant,slack", [("rdp", 1.6), ("prv", 1.05)])
+def test_accountants_bound_the_exact_gaussian_curve(accountant, slack):
+    """Full-batch steps (q = 1) compose to one Gaussian mechanism with mu = sqrt(T) / sigma, whose
+    exact epsilon is known: an accountant must never report less, and should not be far above."""
+    sigma, steps, delta = 4.0, 10, 1e-5
+    exact = _exact_gaussian_epsilon(math.sqrt(steps) / sigma, delta)
+    got = epsilon(sigma, 1.0, steps, delta, accountant)
+    assert exact * 0.995 <= got <= exact * slack, (got, exact)
+
+
+def test_epsilon_monotone_and_calibration_round_trip():
+    q, steps, delta = sample_rate(500, 64), 20 * steps_per_epoch(500, 64), 1e-5
+    assert q == 1 / 8 and steps == 160
+    eps = [epsilon(s, q, steps, delta) for s in (0.8, 1.5, 3.0)]
+    assert eps[0] > eps[1] > eps[2] > 0
+    assert epsilon(1.0, q, 0, delta) == 0.0
+    for target in (1.0, 4.0):
+        sigma = calibrate_noise(target, q, steps, delta)
+        assert target * 0.97 <= epsilon(sigma, q, steps, delta) <= target
+    dp = dp_config(
+        {"batch_size": 64, "epochs": 20, "dp": {"enabled": True, "target_epsilon": 2.0}}, 500
+    )
+    assert dp is not None and 1.9 <= spent_epsilon(dp, 500, 64, 20) <= 2.0
+
+
+@pytest.mark.parametrize(
+    "dp,match",
+    [
+        ({"noise_multiplier": 0.0}, "noise_multiplier"),
+        ({"noise_multiplier": -1.0}, "noise_multiplier"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm"),
+        ({"delta": 0.01}, r"delta must be in \(0, 1/n_train"),
+        ({"delta": 0.0}, "delta"),
+        ({"accountant": "gdp"}, "accountant"),
+        ({"target_epsilon": 0.0}, "target_epsilon"),
+        ({"target_epsilon": -2.0}, "target_epsilon"),
+    ],
+)
+def test_invalid_dp_parameters_are_rejected(dp, match):
+    train = {"batch_size": 10, "epochs": 2, "dp": {"enabled": True, **dp}}
+    with pytest.raises(ValueError, match=match):
+        dp_config(train, 200)
+
+
+def test_dp_disabled_and_kernel_first_layer_conflict():
+    assert dp_config({"batch_size": 10, "epochs": 1}, 100) is None
+    assert dp_config({"batch_size": 10, "epochs": 1, "dp": {"enabled": False}}, 100) is None
+    arch = Architecture(1, 4, "relu", 1.0, 0.0, "ntk", 2)
+    x, y = _data(n=10, d=3, c=2)
+    with pytest.raises(ValueError, match="first_layer='kernel'"):
+        train_ensemble(
+            arch, TrainConfig(1, 0.1, 5), x.float(), y, np.ones((1, 10), bool), [0],
+            first_layer="kernel", dp=DPConfig(1.0, 1.0, 1e-3),
+        )  # fmt: skip
