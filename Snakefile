@@ -32,6 +32,7 @@ include: "rules/plots.smk"
 include: "rules/memorization.smk"
 include: "rules/landscape.smk"
 include: "rules/influence.smk"
+include: "rules/privacy.smk"
 
 
 rule all:

@@ -145,5 +145,35 @@ def influence_targets(e):
     return outs
 
 
+# --- helpers of rules/privacy.smk
+
+def uses_dp(e):
+    return bool(lc.experiment(config, e)["train"]["dp"]["enabled"])
+
+
+def inversion_plot_inputs(wildcards):
+    files = {"split": rules.split.output.split.format(experiment=EXPERIMENTS[0])}
+    for e in EXPERIMENTS:
+        files[f"inv_{e}"] = rules.inversion.output.arrays.format(experiment=e)
+        files[f"in_{e}"] = rules.train_in.output.models.format(experiment=e)
+    if config["query"]["enabled"]:  # NNGP query optimisation of the first experiment, to compare
+        files["query"] = rules.optimize_query.output.queries.format(experiment=EXPERIMENTS[0])
+    return files
+
+
+def privacy_targets(e):
+    if e != EXPERIMENTS[0]:  # once, for all experiments together
+        return []
+    outs = []
+    if any(uses_dp(x) for x in EXPERIMENTS):
+        outs += [f"{COMPARISON}/dp.csv", f"{COMPARISON}/dp_summary.csv"]
+        outs += figure_paths(f"{COMPARISON}/figures/dp")
+    if config["audit"]["enabled"]:
+        outs += [f"{COMPARISON}/audit.csv"] + figure_paths(f"{COMPARISON}/figures/audit")
+    if config["inversion"]["enabled"]:
+        outs += [f"{COMPARISON}/inversion.csv"] + figure_paths(f"{COMPARISON}/figures/inversion")
+    return outs
+
+
 # Optional stages: functions experiment-name -> list of targets for `rule all`.
-EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets]
+EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets, privacy_targets]

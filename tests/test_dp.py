@@ -101,7 +101,9 @@ def test_clipped_gradient_step_matches_opacus(arch):
 
     net = _Network(arch, params, 1, bsz, d)
     out = net.forward(xb.unsqueeze(0))
-    _, dout = _loss_and_grad("mse", out, yb.unsqueeze(0), t.unsqueeze(0), torch.ones(1, bsz).double())
+    _, dout = _loss_and_grad(
+        "mse", out, yb.unsqueeze(0), t.unsqueeze(0), torch.ones(1, bsz).double()
+    )
     grads = {name: torch.empty_like(params[name]) for name in param_names(arch)}
     norms = clipped_grad_sum(net, xb.unsqueeze(0), dout, clip, grads)
     torch.testing.assert_close(norms[0], opacus_norms, rtol=1e-10, atol=1e-12)
@@ -116,7 +118,7 @@ def test_clipped_gradient_step_matches_opacus(arch):
 
 def _reference_dp_training(arch, tcfg, dp, x, y, mask, seed):
     """Plain DP-SGD for one model: torch.func per-sample gradients, explicit clip and noise."""
-    from torch.func import functional_call, grad, vmap
+    from torch.func import grad, vmap
 
     n, d = x.shape
     params = init_params(arch, d, [seed], dtype=torch.float64)
@@ -207,8 +209,8 @@ def _exact_gaussian_epsilon(mu: float, delta: float) -> float:
     """Exact epsilon of a Gaussian mechanism with mu = sensitivity / std (Balle & Wang 2018)."""
 
     def d(eps):
-        return (
-            stats.norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * stats.norm.cdf(-eps / mu - mu / 2)
+        return stats.norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * stats.norm.cdf(
+            -eps / mu - mu / 2
         )
 
     return optimize.brentq(lambda e: d(e) - delta, 0.0, 100.0)

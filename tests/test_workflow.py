@@ -124,6 +124,8 @@ def test_plot_setting_reruns_only_plots(tiny_run, tmp_path):
         "plot_landscape",
         "plot_query",
         "plot_influence",
+        "plot_audit",
+        "plot_inversion",
     }
 
 
@@ -134,6 +136,7 @@ def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):
     assert rules == {
         "all", "lood", "lood_all", "plot_correlation", "plot_lood_all", "plot_memorization",
         "lood_landscape", "plot_landscape", "optimize_query", "plot_query", "plot_influence",
+        "plot_inversion",  # shows the NNGP query optimisation beside MI-FACE
     }  # fmt: skip
 
 
@@ -141,7 +144,8 @@ def test_training_setting_retrains(tiny_run, tmp_path):
     work, _ = tiny_run
     config = write_config(tmp_path / "c.yaml", lambda c: c["train"].update(lr=0.25))
     rules = planned_rules(snakemake(work, config, "-n"))
-    assert {"train_in", "train_out", "mia"} <= rules and "nngp_kernel" not in rules
+    assert {"train_in", "train_out", "mia", "audit", "inversion"} <= rules
+    assert "nngp_kernel" not in rules
 
 
 def test_slurm_profile_plans(tiny_run, tmp_path):
@@ -346,6 +350,9 @@ BAD = [
     (lambda c: c["data"].update(classes=[3, 11]), "data.classes"),
     (lambda c: c["train"].update(epochs="ten"), "epochs"),
     (lambda c: c["model"].update(widht=3), "widht"),
+    (lambda c: c["train"].update(dp={"enabled": True, "delta": 0.1}), "train.dp.delta"),
+    (lambda c: c["train"].update(dp={"enabled": True, "noise_multiplier": 0}), "noise_multiplier"),
+    (lambda c: c["audit"].update(n_canaries=500), "audit.n_canaries"),
 ]
 
 
@@ -379,3 +386,50 @@ def test_own_npz_dataset(tmp_path):
     # editing the user's file reruns the split and everything after it
     np.savez(tmp_path / "own.npz", x=x[::-1].copy(), y=y[::-1].copy())
     assert "split" in planned_rules(snakemake(tmp_path, config, "-n", "results/tiny/lood.csv"))
+
+
+def _dp_config(cfg):
+    """tiny beside a DP-SGD copy of it; only the core, audit and inversion stages."""
+    for stage in ("memorization", "landscape", "influence"):
+        cfg[stage]["enabled"] = False
+    cfg["query"]["n_records"] = 1
+    cfg["audit"].update(n_runs=2)
+    cfg["inversion"].update(n_models=2, n_steps=40)
+    dp = {"enabled": True, "target_epsilon": 2.0, "max_grad_norm": 1.0, "delta": 1e-3}
+    cfg["experiments"] = {"tiny": {}, "tiny_dp": {"train": {"dp": dp}}}
+
+
+def test_dp_experiment_audit_and_inversion(tmp_path):
+    """A DP-SGD experiment beside the non-DP one: epsilon recorded per model, the comparison
+    table and figure on the same records, audit bounds below the accountant's epsilon, and the
+    MI-FACE comparison with the NNGP query optimisation."""
+    config = write_config(tmp_path / "dp.yaml", _dp_config)
+    proc = snakemake(tmp_path, config, "--cores", "2", "--scheduler", "greedy")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    res = tmp_path / "results"
+    eps_in = np.load(res / "tiny_dp" / "models" / "in.npz")["epsilon"]
+    eps_out = np.load(res / "tiny_dp" / "models" / "out_0.npz")["epsilon"]
+    assert eps_in.shape == (8,) and eps_out.shape == (2, 8)
+    assert np.allclose(eps_in, eps_in[0]) and 1.9 <= eps_in[0] <= 2.0
+    assert np.isinf(np.load(res / "tiny" / "models" / "in.npz")["epsilon"]).all()
+    assert "DP-SGD, noise multiplier" in (res / "tiny_dp" / "logs" / "train_in.log").read_text()
+    dp = pd.read_csv(res / "comparison" / "dp.csv")
+    assert len(dp) == 6 and list(dp.experiment.unique()) == ["tiny", "tiny_dp"]  # by epsilon
+    a, b = (dp[dp.experiment == e].set_index("differ_idx") for e in ("tiny", "tiny_dp"))
+    assert list(a.index) == list(b.index)
+    np.testing.assert_allclose(a.kl_lood, b.kl_lood)  # the NNGP does not see the DP noise
+    assert (dp.empirical_lood >= 0).all()
+    summary = pd.read_csv(res / "comparison" / "dp_summary.csv")
+    assert list(summary.experiment) == ["tiny", "tiny_dp"]
+    audit = pd.read_csv(res / "comparison" / "audit.csv")
+    assert len(audit) == 4 and set(audit.experiment) == {"tiny", "tiny_dp"}
+    dp_runs = audit[audit.experiment == "tiny_dp"]
+    assert (dp_runs.eps_lower_bound <= dp_runs.eps_accountant).all()
+    assert np.isinf(audit.loc[audit.experiment == "tiny", "eps_accountant"]).all()
+    inv = pd.read_csv(res / "comparison" / "inversion.csv")
+    assert set(inv.method) == {"MI-FACE", "NNGP query optimisation"}
+    assert set(inv.loc[inv.method == "MI-FACE", "experiment"]) == {"tiny", "tiny_dp"}
+    arrays = np.load(res / "tiny" / "inversion" / "inversion.npz")
+    assert arrays["x"].shape == (2, 2, 64) and (arrays["confidence"] > 0.5).all()
+    for fig in ["dp", "audit", "inversion"]:
+        assert (res / "comparison" / "figures" / f"{fig}.png").stat().st_size > 1000, fig

@@ -6,12 +6,14 @@ the clock or the shard), so results do not depend on how records are grouped int
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .arch import Architecture
@@ -204,3 +206,65 @@ def train_role(
         with atomic_path(path) as tmp:
             save_params(tmp, result.params, {"architecture": repr(arch.to_dict()), "role": role})
     return arrays
+
+
+def one_run_audit(
+    split: Split,
+    model_cfg: dict[str, Any],
+    train_cfg: dict[str, Any],
+    audit_cfg: dict[str, Any],
+    experiment: str,
+    threads: int = 1,
+    logger: logging.Logger | None = None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """One-run audit (Steinke et al. 2023) of this experiment's training, ``n_runs`` times.
+
+    Canaries are records of D (mislabelled or not, :func:`lood.privacy.make_canaries`), each in
+    a run's training set with probability 1/2; the other records are always in. Every run is
+    trained exactly as the experiment's models (DP-SGD when ``train.dp`` is on) and gives its own
+    epsilon lower bound (:func:`lood.audit.audit_table`) at ``train.dp.delta``. Returns the table
+    (one row per run, with the accountant's epsilon and the run's test accuracy) and the arrays
+    (canary indices, labels, inclusion, scores).
+    """
+    from .audit import audit_table, canary_inclusion
+    from .config import audit_sizes
+    from .privacy import canary_scores, make_canaries
+
+    log = logger or logging.getLogger("lood.audit")
+    torch.set_num_threads(max(1, int(threads)))
+    n = len(split.y_train)
+    m, k_pos, k_neg = audit_sizes(audit_cfg, n)
+    seed, runs = int(audit_cfg["seed"]), int(audit_cfg["n_runs"])
+    idx, labels = make_canaries(
+        split.y_train, m, audit_cfg["canary"], split.n_classes, derive_seed(seed, "canaries")
+    )
+    included = canary_inclusion(m, runs, derive_seed(seed, "inclusion"))
+    masks = np.ones((runs, n), dtype=bool)
+    masks[:, idx] = included
+    seeds = np.array([derive_seed(int(train_cfg["seed"]), "audit", seed, r) for r in range(runs)])
+    arch = Architecture.from_config(model_cfg, split.n_classes)
+    where = f"experiment {experiment!r}, audit"
+    log.info("%s: %d runs, %d %s canaries (%d in on average), %d + %d guesses per run",
+             where, runs, m, audit_cfg["canary"], int(included.sum(1).mean()), k_pos, k_neg)  # fmt: skip
+    canary_split = dataclasses.replace(split, y_train=labels)
+    result = fit_ensemble(canary_split, arch, train_cfg, masks, seeds,
+                          {"canary": split.x_train[idx], "test": split.x_test}, where, log)  # fmt: skip
+    scores = canary_scores(result.outputs["canary"], labels[idx], audit_cfg["score"])
+    delta = float((train_cfg.get("dp") or {}).get("delta", 1e-5))
+    table = audit_table(scores, included, k_pos, k_neg, delta, float(audit_cfg["confidence"]))
+    table.insert(0, "experiment", experiment)
+    table["delta"] = delta
+    table["confidence"] = float(audit_cfg["confidence"])
+    table["eps_accountant"] = dp_epsilon(train_cfg, n)
+    table["test_acc"] = accuracy(result.outputs["test"], split.y_test)
+    table["canary_train_acc"] = [
+        float((result.outputs["canary"][r].argmax(-1) == labels[idx])[included[r]].mean())
+        for r in range(runs)
+    ]
+    for row in table.itertuples():
+        log.info("%s run %d: %d/%d guesses correct, epsilon lower bound %.3f (accountant %.3g), "
+                 "test accuracy %.3f", where, row.run, row.v, row.r, row.eps_lower_bound,
+                 row.eps_accountant, row.test_acc)  # fmt: skip
+    arrays = {"canary_idx": idx, "canary_labels": labels[idx], "included": included,
+              "scores": scores, "seeds": seeds}  # fmt: skip
+    return table, arrays

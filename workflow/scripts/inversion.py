@@ -1,0 +1,39 @@
+"""Snakemake entry point: MI-FACE model inversion of the first in models (thin wrapper)."""
+
+from lood.logs import setup_logging
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = setup_logging(sm.log[0], "lood.inversion")
+log.info("job started; loading torch")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lood.arch import Architecture  # noqa: E402
+from lood.data import Split  # noqa: E402
+from lood.inversion import mi_face, pixel_bounds, reconstruction_metrics  # noqa: E402
+from lood.io import savez, write_csv  # noqa: E402
+from lood.models import load_params, n_models, select_models  # noqa: E402
+
+torch.set_num_threads(sm.threads)
+p = sm.params.inversion
+split = Split.load(sm.input.split)
+arch = Architecture.from_config(sm.params.model, split.n_classes)
+params, _ = load_params(sm.input.weights)
+k = min(int(p["n_models"]), n_models(params))
+params = select_models(params, list(range(k)))
+res = mi_face(params, arch, lr=p["lr"], n_steps=p["n_steps"], patience=p["patience"],
+              tol=p["tol"], gamma=p["gamma"], l2=p["l2"], tv=p["tv"],
+              image_shape=tuple(split.image_shape), bounds=pixel_bounds(split.x_train),
+              logger=log)  # fmt: skip
+x_raw = split.unnormalize(res.x.reshape(-1, res.x.shape[-1])).reshape(res.x.shape)
+metrics = reconstruction_metrics(x_raw, split.unnormalize(split.x_train), split.y_train,
+                                 split.n_classes)  # fmt: skip
+metrics["confidence"] = res.confidence.reshape(-1)
+log.info("%d models x %d classes: confidence %.3f, correlation with the class mean %.3f, "
+         "closest to its own class mean %.0f%%", k, split.n_classes, res.confidence.mean(),
+         metrics["corr_class_mean"].mean(), 100 * metrics["class_match"].mean())  # fmt: skip
+savez(sm.output.arrays, x=res.x, x_raw=x_raw, cost=res.cost, confidence=res.confidence,
+      n_steps=np.asarray(res.n_steps))  # fmt: skip
+write_csv(metrics, sm.output.metrics, allow_nan=["corr_class_mean", "corr_other_max",
+                                                  "corr_nearest_train"])  # fmt: skip

@@ -1,0 +1,40 @@
+"""Snakemake entry point: class averages beside MI-FACE reconstructions and NNGP queries."""
+
+import math
+
+from lood.data import Split
+from lood.inversion import class_means, inversion_figure, reconstruction_metrics
+from lood.io import load_npz, write_csv
+from lood.logs import setup_logging
+from lood.plots import save_figure
+from lood.privacy import experiment_label, inversion_comparison
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = setup_logging(sm.log[0], "lood.plot_inversion")
+split = Split.load(sm.input.split)
+x_raw = split.unnormalize(split.x_train)
+means = class_means(x_raw, split.y_train, split.n_classes)
+recons, inversions = {}, {}
+for e in sm.params.experiments:
+    inv = load_npz(sm.input[f"inv_{e}"])
+    eps = float(load_npz(sm.input[f"in_{e}"]).get("epsilon", [math.inf])[0])
+    recons[experiment_label(e, eps).replace("\n", ", ")] = inv["x_raw"][0]  # the first model
+    metrics = reconstruction_metrics(inv["x_raw"], x_raw, split.y_train, split.n_classes)
+    inversions[e] = (eps, metrics, inv["confidence"])
+extra, query = None, None
+if "query" in sm.input.keys():
+    q = load_npz(sm.input.query)
+    records = q["records"].astype(int)
+    images, queries = x_raw[records], q["queries_raw"][:, 0, :]
+    query = (records, images, queries, split.y_train[records])
+    extra = {"NNGP query target": images, "NNGP optimised query": queries}
+table = inversion_comparison(inversions, means, query)
+write_csv(table, sm.output.table, allow_nan=["epsilon", "confidence", "corr_target",
+                                               "corr_class_mean"])  # fmt: skip
+titles = [f"class {c}" for c in split.classes]
+fig = inversion_figure(means, recons, split.image_shape, extra=extra, titles=titles)
+save_figure(fig, sm.output.figures, dpi=sm.params.plots["dpi"])
+for r in table.itertuples():
+    log.info("%s %s%s: correlation with its target %.3f, with the class mean %.3f",
+             r.method, r.experiment, "" if r.record < 0 else f" record {r.record}",
+             r.corr_target, r.corr_class_mean)  # fmt: skip
