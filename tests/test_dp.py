@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from scipy import optimize, stats
 
 from lood.arch import Architecture
@@ -23,6 +22,7 @@ from lood.dp import (
     sample_rate,
     spent_epsilon,
     steps_per_epoch,
+    torch_module,
 )
 from lood.ensemble import TrainConfig, _loss_and_grad, _Network, regression_targets, train_ensemble
 from lood.models import forward, init_params, param_names
@@ -37,32 +37,6 @@ def _data(n: int = 24, d: int = 6, c: int = 3, seed: int = 0):
     return x, y
 
 
-class _Scale(nn.Module):
-    def __init__(self, alpha: float) -> None:
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.alpha
-
-
-def _opacus_model(arch: Architecture, params: dict[str, torch.Tensor], d: int) -> nn.Sequential:
-    """The same network as nn.Linear layers (what Opacus computes per-sample gradients for)."""
-    dims = [d] + [arch.width] * arch.depth + [arch.n_outputs]
-    layers: list[nn.Module] = []
-    for i in range(arch.depth + 1):
-        alpha = arch.W_std / math.sqrt(dims[i]) if arch.parameterization == "ntk" else 1.0
-        lin = nn.Linear(dims[i], dims[i + 1], bias=arch.has_bias).double()
-        with torch.no_grad():
-            lin.weight.copy_(params[f"W{i}"][0].T)
-            if arch.has_bias:
-                lin.bias.copy_(params[f"b{i}"][0])
-        layers += [_Scale(alpha), lin]
-        if i < arch.depth:
-            layers.append(nn.ReLU() if arch.activation == "relu" else nn.GELU())
-    return nn.Sequential(*layers)
-
-
 @pytest.mark.parametrize(
     "arch",
     [
@@ -71,6 +45,7 @@ def _opacus_model(arch: Architecture, params: dict[str, torch.Tensor], d: int) -
     ],
     ids=["ntk-relu", "standard-gelu-bias"],
 )
+@pytest.mark.filterwarnings("ignore:Full backward hook")  # Opacus's hooks on an input layer
 def test_clipped_gradient_step_matches_opacus(arch):
     """One DP-SGD step (noise 0 on Opacus's side) moves the parameters exactly as Opacus does."""
     from opacus import GradSampleModule
@@ -82,7 +57,7 @@ def test_clipped_gradient_step_matches_opacus(arch):
     xb, yb = x[:bsz], y[:bsz]
     t = regression_targets(yb, arch.n_outputs, torch.float64)
 
-    model = GradSampleModule(_opacus_model(arch, params, d), loss_reduction="mean")
+    model = GradSampleModule(torch_module(params, arch), loss_reduction="mean")
     opt = DPOptimizer(
         torch.optim.SGD(model.parameters(), lr=1.0),
         noise_multiplier=0.0,
@@ -270,3 +245,17 @@ def test_dp_disabled_and_kernel_first_layer_conflict():
             arch, TrainConfig(1, 0.1, 5), x.float(), y, np.ones((1, 10), bool), [0],
             first_layer="kernel", dp=DPConfig(1.0, 1.0, 1e-3),
         )  # fmt: skip
+
+
+def test_torch_module_is_the_same_network():
+    for arch in (Architecture(2, 7, "gelu", 1.3, 0.0, "ntk", 3),
+                 Architecture(1, 5, "relu", 1.0, 0.4, "standard", 2)):  # fmt: skip
+        params = init_params(arch, 4, [5, 6], dtype=torch.float64)
+        x = torch.randn(9, 4, dtype=torch.float64)
+        for k in range(2):
+            torch.testing.assert_close(
+                torch_module(params, arch, k)(x), forward(params, arch, x)[k]
+            )
+    with pytest.raises(ValueError, match="ntk biases"):
+        torch_module(init_params(Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2), 2, [0]),
+                     Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2))  # fmt: skip

@@ -57,6 +57,42 @@ class DPConfig:
         check_dp_values(self.noise_multiplier, self.max_grad_norm, self.delta, self.accountant)
 
 
+class Scale(torch.nn.Module):
+    """Multiply by a constant: the ntk parameterisation's W_std / sqrt(fan_in) before a layer."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.alpha
+
+
+def torch_module(params: Params, arch: Architecture, k: int = 0) -> torch.nn.Sequential:
+    """Model ``k`` of a stacked ensemble as ``nn.Linear`` layers (e.g. for Opacus's hooks).
+
+    Same function and parameters: the ntk scaling is a :class:`Scale` before each layer, weights
+    are transposed to ``nn.Linear``'s ``[fan_out, fan_in]``. ntk biases (scaled by b_std) have no
+    ``nn.Linear`` equivalent, so b_std > 0 needs the standard parameterisation.
+    """
+    if arch.has_bias and arch.parameterization == "ntk":
+        raise ValueError("torch_module: ntk biases are scaled by b_std; use b_std = 0 or standard")
+    w0 = params["W0"]
+    dims = [w0.shape[1]] + [arch.width] * arch.depth + [arch.n_outputs]
+    layers: list[torch.nn.Module] = []
+    for i in range(arch.depth + 1):
+        alpha = arch.W_std / math.sqrt(dims[i]) if arch.parameterization == "ntk" else 1.0
+        lin = torch.nn.Linear(dims[i], dims[i + 1], bias=arch.has_bias, dtype=w0.dtype)
+        with torch.no_grad():
+            lin.weight.copy_(params[f"W{i}"][k].T)
+            if arch.has_bias:
+                lin.bias.copy_(params[f"b{i}"][k])
+        layers += [Scale(alpha), lin]
+        if i < arch.depth:
+            layers.append(torch.nn.ReLU() if arch.activation == "relu" else torch.nn.GELU())
+    return torch.nn.Sequential(*layers)
+
+
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     """Poisson-sampled steps per epoch, ``ceil(N / batch_size)`` (as Opacus's DPDataLoader)."""
     if n_train < 1 or batch_size < 1:
