@@ -121,7 +121,9 @@ DEFAULTS: dict[str, Any] = {
         "tol": 1e-4,
         "gamma": 0.0,
         "l2": 0.0,
-        "tv": 0.0,
+        "tv": 1.0,
+        "init_noise": 0.01,
+        "seed": 0,
     },
     "experiments": {"default": {}},
 }

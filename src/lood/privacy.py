@@ -262,7 +262,7 @@ def inversion_comparison(
     their own class mean. ``query`` = (records [R], record images [R, d], optimised queries
     [R, d], record labels [R]) of the NNGP query optimisation adds one row per record: its
     correlation with the record it reconstructs (its target) and with that record's class mean
-    (``class_mean`` [C, d], raw pixel space like everything here).
+    (``class_mean`` [C, d], in the same space as everything else: the normalised one in the workflow).
     """
     rows = []
     for name, (eps, metrics, conf) in inversions.items():

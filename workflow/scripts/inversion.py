@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lood.arch import Architecture  # noqa: E402
+from lood.config import derive_seed  # noqa: E402
 from lood.data import Split  # noqa: E402
 from lood.inversion import mi_face, pixel_bounds, reconstruction_metrics  # noqa: E402
 from lood.io import savez, write_csv  # noqa: E402
@@ -22,13 +23,16 @@ arch = Architecture.from_config(sm.params.model, split.n_classes)
 params, _ = load_params(sm.input.weights)
 k = min(int(p["n_models"]), n_models(params))
 params = select_models(params, list(range(k)))
-res = mi_face(params, arch, lr=p["lr"], n_steps=p["n_steps"], patience=p["patience"],
+# x = 0 (the mean image) is a stationary point of bias-free relu networks: start just off it
+rng = np.random.default_rng(derive_seed(int(p["seed"]), "inversion"))
+x0 = rng.normal(0.0, float(p["init_noise"]), size=split.x_train.shape[1])
+res = mi_face(params, arch, x_init=x0, lr=p["lr"], n_steps=p["n_steps"], patience=p["patience"],
               tol=p["tol"], gamma=p["gamma"], l2=p["l2"], tv=p["tv"],
               image_shape=tuple(split.image_shape), bounds=pixel_bounds(split.x_train),
               logger=log)  # fmt: skip
 x_raw = split.unnormalize(res.x.reshape(-1, res.x.shape[-1])).reshape(res.x.shape)
-metrics = reconstruction_metrics(x_raw, split.unnormalize(split.x_train), split.y_train,
-                                 split.n_classes)  # fmt: skip
+# metrics in the normalised (mean-centred) space: raw images all correlate with the mean digit
+metrics = reconstruction_metrics(res.x, split.x_train, split.y_train, split.n_classes)
 metrics["confidence"] = res.confidence.reshape(-1)
 log.info("%d models x %d classes: confidence %.3f, correlation with the class mean %.3f, "
          "closest to its own class mean %.0f%%", k, split.n_classes, res.confidence.mean(),

@@ -13,22 +13,26 @@ sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_inversion")
 split = Split.load(sm.input.split)
 x_raw = split.unnormalize(split.x_train)
-means = class_means(x_raw, split.y_train, split.n_classes)
-recons, inversions = {}, {}
+means = class_means(x_raw, split.y_train, split.n_classes)  # shown
+# compared in the normalised (mean-centred) space: raw images all correlate with the mean digit
+means_norm = class_means(split.x_train, split.y_train, split.n_classes)
+# reconstructions are shown as deviations from the mean image (the normalised space), where
+# the class signal is; in raw pixels every image looks like the average digit
+recons = {"class mean − mean image": means_norm}
+inversions = {}
 for e in sm.params.experiments:
     inv = load_npz(sm.input[f"inv_{e}"])
     eps = float(load_npz(sm.input[f"in_{e}"]).get("epsilon", [math.inf])[0])
-    recons[experiment_label(e, eps).replace("\n", ", ")] = inv["x_raw"][0]  # the first model
-    metrics = reconstruction_metrics(inv["x_raw"], x_raw, split.y_train, split.n_classes)
+    recons[experiment_label(e, eps).replace("\n", ", ")] = inv["x"][0]  # the first model
+    metrics = reconstruction_metrics(inv["x"], split.x_train, split.y_train, split.n_classes)
     inversions[e] = (eps, metrics, inv["confidence"])
 extra, query = None, None
 if "query" in sm.input.keys():
     q = load_npz(sm.input.query)
     records = q["records"].astype(int)
-    images, queries = x_raw[records], q["queries_raw"][:, 0, :]
-    query = (records, images, queries, split.y_train[records])
-    extra = {"NNGP query target": images, "NNGP optimised query": queries}
-table = inversion_comparison(inversions, means, query)
+    query = (records, split.x_train[records], q["queries"][:, 0, :], split.y_train[records])
+    extra = {"NNGP query target": x_raw[records], "NNGP optimised query": q["queries_raw"][:, 0, :]}
+table = inversion_comparison(inversions, means_norm, query)
 write_csv(table, sm.output.table, allow_nan=["epsilon", "confidence", "corr_target",
                                                "corr_class_mean"])  # fmt: skip
 titles = [f"class {c}" for c in split.classes]
