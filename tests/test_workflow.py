@@ -352,7 +352,7 @@ BAD = [
     (lambda c: c["model"].update(widht=3), "widht"),
     (lambda c: c["train"].update(dp={"enabled": True, "delta": 0.1}), "train.dp.delta"),
     (lambda c: c["train"].update(dp={"enabled": True, "noise_multiplier": 0}), "noise_multiplier"),
-    (lambda c: c["audit"].update(n_canaries=500), "audit.n_canaries"),
+    (lambda c: c.update(audit={"n_canaries": 500}), "audit.n_canaries"),
 ]
 
 
@@ -393,8 +393,8 @@ def _dp_config(cfg):
     for stage in ("memorization", "landscape", "influence"):
         cfg[stage]["enabled"] = False
     cfg["query"]["n_records"] = 1
-    cfg["audit"].update(n_runs=2)
-    cfg["inversion"].update(n_models=2, n_steps=40)
+    cfg["audit"] = {"n_runs": 2}
+    cfg["inversion"] = {"n_models": 2, "n_steps": 40, "tv": 0.0}
     dp = {"enabled": True, "target_epsilon": 2.0, "max_grad_norm": 1.0, "delta": 1e-3}
     cfg["experiments"] = {"tiny": {}, "tiny_dp": {"train": {"dp": dp}}}
 
