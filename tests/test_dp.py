@@ -259,3 +259,51 @@ def test_torch_module_is_the_same_network():
     with pytest.raises(ValueError, match="ntk biases"):
         torch_module(init_params(Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2), 2, [0]),
                      Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2))  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook", "ignore:Secure RNG")
+def test_opacus_backend_equals_ensemble_on_full_batches():
+    """With batch_size >= N every Poisson batch is all of the model's records (q = 1), so with
+    negligible noise both backends run the same deterministic clipped descent: the Opacus path
+    (module conversion, loss scaling, expected batch size, momentum) must land where the
+    ensemble does, in and out models alike."""
+    from lood.dp import train_opacus
+
+    arch = Architecture(1, 16, "relu", 1.4, 0.0, "ntk", 2)
+    x, y = _data(n=24, d=5, c=2)
+    x = x.float()
+    tcfg = TrainConfig(epochs=5, lr=0.5, batch_size=32, momentum=0.5)
+    dp = DPConfig(noise_multiplier=1e-7, max_grad_norm=0.3, delta=1e-3)
+    masks = np.ones((2, 24), dtype=bool)
+    masks[1, 3] = False
+    ens = train_ensemble(arch, tcfg, x, y, masks, [1, 2], eval_sets={"x": x}, dp=dp)
+    opa = train_opacus(arch, tcfg, dp, x, y, masks, np.array([1, 2]), eval_sets={"x": x})
+    assert opa.extra["backend"] == "opacus" and (opa.n_updates == ens.n_updates).all()
+    for name in param_names(arch):
+        torch.testing.assert_close(opa.params[name], ens.params[name], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(opa.outputs["x"], ens.outputs["x"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(opa.final_train_loss, ens.final_train_loss, rtol=1e-4)
+    init = init_params(arch, 5, [1])["W0"]
+    assert float((ens.params["W0"][0] - init[0]).norm()) > 1e-2  # it did train
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook", "ignore:Secure RNG")
+def test_fit_ensemble_dispatches_on_dp_backend():
+    from lood.data import Split
+    from lood.training import fit_ensemble
+
+    x, y = _data(n=20, d=4, c=2)
+    split = Split(x_train=x.float().numpy(), y_train=y.numpy(), x_test=x[:5].float().numpy(),
+                  y_test=y[:5].numpy(), train_source_idx=np.arange(20),
+                  test_source_idx=np.arange(5), image_shape=(2, 2), classes=(0, 1))  # fmt: skip
+    arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
+    train = {"epochs": 2, "lr": 0.1, "batch_size": 5, "optimizer": "sgd", "momentum": 0.0,
+             "weight_decay": 0.0, "loss": "mse", "device": "cpu"}  # fmt: skip
+    for backend in ("ensemble", "opacus"):
+        dp = {"enabled": True, "noise_multiplier": 1.0, "delta": 1e-3, "backend": backend}
+        res = fit_ensemble(split, arch, train | {"dp": dp}, np.ones((2, 20), bool), np.array([0, 1]),
+                           {"test": split.x_test}, "test")  # fmt: skip
+        assert res.extra.get("backend", "ensemble") == backend and res.extra["dp"] is not None
+        assert res.outputs["test"].shape == (2, 5, 2) and (res.n_updates == 2 * 4).all()
+    with pytest.raises(ValueError, match="train.dp.backend"):
+        dp_config(train | {"dp": {"enabled": True, "backend": "jax"}}, 20)

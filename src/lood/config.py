@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
             "delta": 1e-5,
             "accountant": "rdp",
             "target_epsilon": None,
+            "backend": "ensemble",
         },
     },
     "mia": {"n_splits": 50, "seed": 0},
@@ -357,6 +358,8 @@ def check_dp(train: dict[str, Any], n_train: int) -> bool:
     target = dp.get("target_epsilon")
     if target is not None and not (math.isfinite(float(target)) and float(target) > 0):
         raise ValueError(f"train.dp.target_epsilon must be > 0, got {target}")
+    if dp.get("backend", "ensemble") not in ("ensemble", "opacus"):
+        raise ValueError(f"train.dp.backend must be 'ensemble' or 'opacus', got {dp['backend']!r}")
     noise = 1.0 if target is not None else float(dp.get("noise_multiplier", 1.0))
     clip = float(dp.get("max_grad_norm", 1.0))
     check_dp_values(noise, clip, delta, str(dp.get("accountant", "rdp")))

@@ -332,3 +332,123 @@ def train_chunk_dp(
         if on_epoch_end is not None:
             on_epoch_end(epoch, {nm: p.detach().cpu().clone() for nm, p in params.items()})
     return params, history, n_updates
+
+
+BACKENDS = ("ensemble", "opacus")
+
+
+def train_opacus(
+    arch: Architecture,
+    tcfg: Any,
+    dp: DPConfig,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    masks: np.ndarray,
+    seeds: np.ndarray,
+    eval_sets: dict[str, torch.Tensor] | None = None,
+    device: str | torch.device = "cpu",
+    progress: Any = None,
+) -> Any:
+    """DP-SGD with Opacus itself, one model after another (``train.dp.backend: opacus``).
+
+    Each model is :func:`torch_module` of its initial parameters, wrapped in Opacus's
+    ``GradSampleModule`` and ``DPOptimizer`` and fed by its ``DPDataLoader`` (Poisson sampling,
+    generator seeded from the model's seed) over its own records, with the same sample rate,
+    expected batch size ``q N`` and noise as the ensemble backend, so both run the same
+    mechanism with different random draws. Slower (see ``benchmarks/BENCHMARKS.md``); for
+    cross-checking the ensemble and as the place to start for architectures it does not cover.
+    Returns an :class:`lood.ensemble.EnsembleResult`.
+    """
+    import time as _time
+
+    from opacus import GradSampleModule
+    from opacus.data_loader import DPDataLoader
+    from opacus.optimizers import DPOptimizer
+    from torch.utils.data import TensorDataset
+
+    from lood.ensemble import (
+        EnsembleResult,
+        _outputs,
+        _per_example_loss,
+        _report,
+        fit_statistics,
+        regression_targets,
+    )
+
+    t0 = _time.perf_counter()
+    device = torch.device(device)
+    n, d = X.shape
+    q = sample_rate(n, tcfg.batch_size)
+    X = X.to(device=device, dtype=torch.float32)
+    y = y.to(device)
+    t_all = regression_targets(y, arch.n_outputs, torch.float32)
+    eval_sets = {k: v.to(device=device, dtype=torch.float32) for k, v in (eval_sets or {}).items()}
+    parts, history, outs = (
+        [],
+        np.full((tcfg.epochs, len(seeds)), np.nan),
+        {k: [] for k in eval_sets},
+    )
+    n_updates = np.zeros(len(seeds), dtype=np.int64)
+    for j, (mask, seed) in enumerate(zip(masks, seeds, strict=True)):
+        init = init_params(arch, d, [int(seed)], device=device)
+        module = GradSampleModule(torch_module(init, arch), loss_reduction="mean")
+        if tcfg.optimizer == "sgd":
+            base = torch.optim.SGD(module.parameters(), lr=tcfg.lr, momentum=tcfg.momentum,
+                                   weight_decay=tcfg.weight_decay)  # fmt: skip
+        else:
+            base = torch.optim.Adam(module.parameters(), lr=tcfg.lr, betas=tcfg.adam_betas,
+                                    eps=tcfg.adam_eps, weight_decay=tcfg.weight_decay)  # fmt: skip
+        opt = DPOptimizer(
+            base, noise_multiplier=dp.noise_multiplier, max_grad_norm=dp.max_grad_norm,
+            expected_batch_size=q * n, loss_reduction="mean",
+            generator=torch.Generator(device=device).manual_seed(derive_seed(int(seed), "dp-noise")),
+        )  # fmt: skip
+        idx = torch.from_numpy(np.flatnonzero(mask)).to(device)
+        loader = DPDataLoader(
+            TensorDataset(X[idx], t_all[idx], y[idx]), sample_rate=q,
+            generator=torch.Generator().manual_seed(derive_seed(int(seed), "dp-sampling")),
+        )  # fmt: skip
+        for epoch in range(tcfg.epochs):
+            total, steps = 0.0, 0
+            for xb, tb, yb in loader:
+                opt.zero_grad(set_to_none=True)
+                out = module(xb)
+                per_ex = _per_example_loss(
+                    tcfg.loss, out.unsqueeze(0), yb.unsqueeze(0), tb.unsqueeze(0)
+                )
+                # a batch mean, as GradSampleModule(loss_reduction="mean") expects; DPOptimizer
+                # then divides the clipped sum by the expected batch size q N
+                loss = per_ex.mean() if len(xb) else per_ex.sum()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                steps += 1
+            history[epoch, j] = total / max(steps, 1)
+            n_updates[j] += steps
+        lin = [m for m in module._module if isinstance(m, torch.nn.Linear)]
+        params = {}
+        for i, layer in enumerate(lin):
+            params[f"W{i}"] = layer.weight.detach().T.unsqueeze(0).contiguous()
+            if arch.has_bias:
+                params[f"b{i}"] = layer.bias.detach().unsqueeze(0).clone()
+        for name, xe in eval_sets.items():
+            outs[name].append(_outputs(params, arch, xe))
+        parts.append({k: v.cpu() for k, v in params.items()})
+        _report(progress, {"models_done": j + 1, "n_models": len(seeds), "chunk": j + 1,
+                           "n_chunks": len(seeds), "epoch": tcfg.epochs, "epochs": tcfg.epochs,
+                           "loss_mean": float(history[-1, j]) if tcfg.epochs else math.nan,
+                           "elapsed": _time.perf_counter() - t0,
+                           "eta": (_time.perf_counter() - t0) * (len(seeds) - j - 1) / (j + 1)})  # fmt: skip
+    params_all = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    loss_k, acc_k = fit_statistics(params_all, arch, tcfg.loss, X.cpu(), y.cpu(), np.asarray(masks))
+    return EnsembleResult(
+        params=params_all,
+        outputs={k: torch.cat(v).numpy() for k, v in outs.items()},
+        final_train_loss=loss_k,
+        final_train_accuracy=acc_k,
+        loss_history=history,
+        n_updates=n_updates,
+        seeds=np.asarray(seeds, dtype=np.int64),
+        seconds=_time.perf_counter() - t0,
+        extra={"device": str(device), "dtype": "torch.float32", "dp": dp, "backend": "opacus"},
+    )

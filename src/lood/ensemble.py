@@ -616,6 +616,27 @@ def _outputs(params: Params, arch: Architecture, x: torch.Tensor, rows: int = 40
     return torch.cat(parts, dim=1)
 
 
+def fit_statistics(
+    params: Params, arch: Architecture, loss: str, x: torch.Tensor, y: torch.Tensor,
+    masks: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Final loss and accuracy ``[K]`` of each model on its own included records (``masks``)."""
+    f_train = _outputs(params, arch, x)
+    k, n = masks.shape
+    with torch.no_grad():
+        yy = y.cpu().expand(k, n)
+        tt = None
+        if loss == "mse":
+            tt = regression_targets(y.cpu(), arch.n_outputs, f_train.dtype).expand(k, n, -1)
+        per_ex = _per_example_loss(loss, f_train, yy, tt)
+        m = torch.from_numpy(np.asarray(masks)).to(per_ex.dtype)
+        cnt = m.sum(1)
+        hit = (f_train.argmax(-1) == yy).to(per_ex.dtype)
+        return ((per_ex * m).sum(1) / cnt).double().numpy(), (
+            (hit * m).sum(1) / cnt
+        ).double().numpy()
+
+
 def train_ensemble(
     arch: Architecture,
     tcfg: TrainConfig,
@@ -737,17 +758,11 @@ def train_ensemble(
         updates.append(upd)
         for name, xe in evals.items():
             outs[name].append(_outputs(params, arch, xe))
-        # final loss/accuracy of each model on its own included records
-        f_train = _outputs(params, arch, x_ext[:n])
-        with torch.no_grad():
-            yy = y_ext[:n].cpu().expand(stop - start, n)
-            tt = None if t_ext is None else t_ext[:n].cpu().expand(stop - start, n, -1)
-            per_ex = _per_example_loss(tcfg.loss, f_train, yy, tt)
-            m = torch.from_numpy(masks_np[start:stop]).to(per_ex.dtype)
-            cnt = m.sum(1)
-            train_loss.append(((per_ex * m).sum(1) / cnt).double().numpy())
-            hit = (f_train.argmax(-1) == yy).to(per_ex.dtype)
-            train_acc.append(((hit * m).sum(1) / cnt).double().numpy())
+        loss_k, acc_k = fit_statistics(
+            params, arch, tcfg.loss, x_ext[:n], y_ext[:n], masks_np[start:stop]
+        )
+        train_loss.append(loss_k)
+        train_acc.append(acc_k)
         parts.append({name: p.cpu() for name, p in params.items()})
 
     params_all = {name: torch.cat([p[name] for p in parts]) for name in parts[0]}

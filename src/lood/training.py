@@ -19,7 +19,7 @@ import torch
 from .arch import Architecture
 from .config import derive_seed, shard_records
 from .data import Split
-from .dp import dp_config, spent_epsilon
+from .dp import dp_config, spent_epsilon, train_opacus
 from .ensemble import EnsembleResult, TrainConfig, accuracy, train_ensemble
 from .io import atomic_path, savez
 from .models import save_params
@@ -72,6 +72,19 @@ def fit_ensemble(
             where, dp.noise_multiplier, dp.max_grad_norm, eps, dp.delta, dp.accountant,
         )  # fmt: skip
     try:
+        if dp is not None and (train_cfg.get("dp") or {}).get("backend", "ensemble") == "opacus":
+            return train_opacus(
+                arch,
+                train_config(train_cfg),
+                dp,
+                torch.tensor(split.x_train, dtype=torch.float32),
+                torch.tensor(split.y_train, dtype=torch.int64),
+                np.asarray(masks, dtype=bool),
+                np.asarray(seeds),
+                eval_sets={k: torch.tensor(v, dtype=torch.float32) for k, v in eval_sets.items()},
+                device=pick_device(train_cfg.get("device", "auto")),
+                progress=logger,
+            )
         return train_ensemble(
             arch,
             train_config(train_cfg),
