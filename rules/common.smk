@@ -29,6 +29,15 @@ def section(name):
     return lambda wildcards: exp(wildcards)[name]
 
 
+def train_section(wildcards):
+    """The experiment's train section; train.dp collapses to {enabled: false} when DP is off, so
+    that editing unused DP settings does not retrain non-DP experiments."""
+    train = dict(exp(wildcards)["train"])
+    if not train["dp"]["enabled"]:
+        train["dp"] = {"enabled": False}
+    return train
+
+
 def user_files(wildcards):
     """The user's own data and differing-record list, as inputs so that editing them reruns."""
     files = {}
@@ -119,7 +128,7 @@ def landscape_query_targets(e):
 
 # train settings that change the influence model (n_in, n_out, shards ... do not)
 INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                        "loss", "seed", "device")  # fmt: skip
+                        "loss", "seed", "device", "dp")  # fmt: skip
 
 
 COMPARISON = f"{RESULTS}/comparison"

@@ -13,7 +13,7 @@ rule train_influence:
         checkpoints=f"{RESULTS}/{{experiment}}/influence/checkpoints.safetensors",
     params:
         model=section("model"),
-        train=lambda w: {k: exp(w)["train"][k] for k in INFLUENCE_TRAIN_KEYS},
+        train=lambda w: {k: train_section(w)[k] for k in INFLUENCE_TRAIN_KEYS},
         checkpoint_every=config["influence"]["checkpoint_every"],
     log:
         f"{RESULTS}/{{experiment}}/logs/train_influence.log",

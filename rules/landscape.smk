@@ -66,7 +66,7 @@ rule mia_landscape:
         outputs=f"{RESULTS}/{{experiment}}/landscape/mia_outputs.npz",
     params:
         model=section("model"),
-        train=section("train"),
+        train=train_section,
         mia=section("mia"),
     log:
         f"{RESULTS}/{{experiment}}/logs/mia_landscape.log",

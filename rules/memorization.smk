@@ -9,7 +9,7 @@ rule train_subsets:
         subsets=f"{RESULTS}/{{experiment}}/models/subsets.npz",
     params:
         model=section("model"),
-        train=section("train"),
+        train=train_section,
         memorization={k: v for k, v in config["memorization"].items()
                       if k in ("n_models", "ratio", "seed", "save_outputs")},
     log:

@@ -11,7 +11,7 @@ rule audit:
         scores=f"{RESULTS}/{{experiment}}/audit/scores.npz",
     params:
         model=section("model"),
-        train=section("train"),
+        train=train_section,
         audit={k: v for k, v in config["audit"].items() if k != "enabled"},
     log:
         f"{RESULTS}/{{experiment}}/logs/audit.log",

@@ -307,3 +307,20 @@ def test_fit_ensemble_dispatches_on_dp_backend():
         assert res.outputs["test"].shape == (2, 5, 2) and (res.n_updates == 2 * 4).all()
     with pytest.raises(ValueError, match="train.dp.backend"):
         dp_config(train | {"dp": {"enabled": True, "backend": "jax"}}, 20)
+
+
+def test_influence_model_trains_with_dp():
+    """The TracIn / influence-function model of a DP experiment is trained with DP-SGD too: its
+    last checkpoint is the DP ensemble's model, not the plain one."""
+    from lood.influence import train_with_checkpoints
+
+    arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
+    x, y = _data(n=20, d=4, c=2)
+    x = x.float()
+    tcfg = TrainConfig(epochs=3, lr=0.3, batch_size=5)
+    dp = DPConfig(2.0, 0.5, 1e-3)
+    ckpts, _ = train_with_checkpoints(arch, tcfg, x, y, seed=4, dp=dp)
+    ref = train_ensemble(arch, tcfg, x, y, np.ones((1, 20), bool), [4], dp=dp).params
+    plain = train_ensemble(arch, tcfg, x, y, np.ones((1, 20), bool), [4]).params
+    torch.testing.assert_close(ckpts.params["W0"][-1], ref["W0"][0])
+    assert not torch.allclose(ckpts.params["W0"][-1], plain["W0"][0])

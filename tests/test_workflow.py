@@ -148,6 +148,20 @@ def test_training_setting_retrains(tiny_run, tmp_path):
     assert "nngp_kernel" not in rules
 
 
+def test_unused_dp_settings_do_not_retrain(tiny_run, tmp_path):
+    """train.dp values matter only when DP is on: editing them leaves a non-DP run untouched,
+    switching DP on retrains every model (influence model and audit runs included)."""
+    work, _ = tiny_run
+    off = write_config(tmp_path / "c.yaml", lambda c: c["train"].update(
+        dp={"enabled": False, "noise_multiplier": 3.0, "max_grad_norm": 0.1}))  # fmt: skip
+    assert planned_rules(snakemake(work, off, "-n")) == set()
+    on = write_config(tmp_path / "d.yaml", lambda c: c["train"].update(
+        dp={"enabled": True, "noise_multiplier": 3.0, "delta": 1e-3}))  # fmt: skip
+    rules = planned_rules(snakemake(work, on, "-n"))
+    assert {"train_in", "train_out", "train_subsets", "train_influence", "audit"} <= rules
+    assert "nngp_kernel" not in rules
+
+
 def test_slurm_profile_plans(tiny_run, tmp_path):
     work, config = tiny_run
     fresh = tmp_path / "fresh"

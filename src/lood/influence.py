@@ -32,6 +32,7 @@ import torch
 from torch.func import grad, jvp, vjp, vmap
 
 from .arch import Architecture
+from .dp import DPConfig
 from .ensemble import TrainConfig, train_ensemble
 from .models import Params, forward, load_params, n_models, save_params
 
@@ -479,11 +480,12 @@ def train_with_checkpoints(
     every: int = 1,
     device: str = "cpu",
     progress=None,
+    dp: DPConfig | None = None,
 ) -> tuple[Checkpoints, float]:
     """Train one model on all of (x, y) and keep its parameters every ``every`` epochs.
 
     Returns the checkpoints and the final training loss. Uses :func:`lood.ensemble.train_ensemble`
-    (K = 1), so the model is trained exactly as the in models are.
+    (K = 1), so the model is trained exactly as the in models are (with DP-SGD when ``dp``).
     """
     keep = set(checkpoint_epochs(tcfg.epochs, every))
     saved: list[Params] = []
@@ -504,6 +506,7 @@ def train_with_checkpoints(
         device=device,
         progress=progress,
         on_epoch_end=hook,
+        dp=dp,
     )
     ckpts = Checkpoints(
         params=stack(saved),

@@ -5,6 +5,7 @@ import torch
 from lood.arch import Architecture
 from lood.config import derive_seed
 from lood.data import Split
+from lood.dp import dp_config
 from lood.influence import train_with_checkpoints
 from lood.io import atomic_path
 from lood.logs import setup_logging
@@ -26,6 +27,7 @@ ckpts, loss = train_with_checkpoints(
     every=int(sm.params.checkpoint_every),
     device=pick_device(train.get("device", "auto")),
     progress=log,
+    dp=dp_config(train, len(split.y_train)),  # DP-SGD when the experiment trains with it
 )
 with atomic_path(sm.output.checkpoints) as tmp:
     ckpts.save(tmp)
