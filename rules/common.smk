@@ -131,7 +131,7 @@ INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "
                         "loss", "seed", "device", "dp")  # fmt: skip
 
 
-COMPARISON = f"{RESULTS}/comparison"
+COMPARISON = f"{RESULTS}/{config['comparison']}"  # outputs about all experiments together
 
 
 def influence_section(*keys):

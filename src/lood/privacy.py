@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .comparison import KEYS, _merge  # noqa: E402
+from .comparison import KEYS, _log_axes, _merge  # noqa: E402
 from .mia import margin_score  # noqa: E402
 from .plots import correlation_stats, save_figure  # noqa: E402
 
@@ -145,7 +145,7 @@ def dp_figure(
         s = correlation_stats(sub["kl_lood"].to_numpy(), sub["mia_auc"].to_numpy())
         axes[2].scatter(sub["kl_lood"], sub["mia_auc"], s=12, color=f"C{i}",
                         label=f"{label[e].replace(chr(10), ' ')}: r={s['pearson_r']:.2f}")  # fmt: skip
-    axes[2].set_xscale("log")
+    _log_axes(axes[2])
     axes[2].set_xlabel("NNGP KL LOOD (same for all experiments)")
     axes[2].set_ylabel("MIA AUC")
     axes[2].set_title("NNGP LOOD vs MIA")

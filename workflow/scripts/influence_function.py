@@ -15,7 +15,7 @@ torch.set_num_threads(max(1, int(sm.threads)))
 p = sm.params.influence
 split = Split.load(sm.input.split)
 differ = pd.read_csv(sm.input.differ)
-idx = differ["differ_idx"].to_numpy()
+idx = differ["differ_idx"].to_numpy().copy()  # writable: torch indexes with it
 ck = Checkpoints.load(sm.input.checkpoints)
 device = pick_device(sm.params.device)
 x = torch.tensor(split.x_train, dtype=torch.float64, device=device)
