@@ -110,7 +110,7 @@ def _paired_strip(ax: plt.Axes, long: pd.DataFrame, metric: str, labels: list[st
     for i, lab in enumerate(labels):
         ax.scatter(np.full(len(wide), xs[i]), wide[lab], s=12, color=f"C{i}", zorder=2)
         ax.hlines(wide[lab].median(), i - 0.3, i + 0.3, color="k", lw=1.5, zorder=3)
-    ax.set_xticks(xs, labels, fontsize="small")
+    ax.set_xticks(xs, labels, fontsize="small", rotation=30, ha="right", rotation_mode="anchor")
 
 
 def dp_figure(
@@ -129,7 +129,9 @@ def dp_figure(
     label = {e: experiment_label(e, eps[e]) for e in names}
     long["label_x"] = long["experiment"].map(label)
     labels = [label[e] for e in names]
-    fig, axes = plt.subplots(1, 3, figsize=(4.0 * 3, 3.8))
+    width = max(4.0, 1.1 * len(names))
+    fig, axes = plt.subplots(1, 3, figsize=(2 * width + 6.0, 4.2),
+                             gridspec_kw={"width_ratios": [width, width, 4.0]})  # fmt: skip
     _paired_strip(axes[0], long, "mia_auc", labels)
     axes[0].axhline(0.5, color="k", lw=0.8, ls="--")
     axes[0].set_ylabel("MIA AUC (retrained models)")
@@ -149,7 +151,7 @@ def dp_figure(
     axes[2].set_xlabel("NNGP KL LOOD (same for all experiments)")
     axes[2].set_ylabel("MIA AUC")
     axes[2].set_title("NNGP LOOD vs MIA")
-    axes[2].legend(fontsize="x-small", loc="best")
+    axes[2].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle(f"DP-SGD vs non-DP training on the same {long.differ_idx.nunique()} records")
     fig.tight_layout()
     save_figure(fig, outputs, dpi=dpi)
