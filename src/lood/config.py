@@ -322,6 +322,12 @@ def audit_sizes(audit: dict[str, Any], n_train: int) -> tuple[int, int, int]:
 
 
 ACCOUNTANTS = ("rdp", "prv")  # Opacus's privacy accountants that lood.dp offers
+DP_BACKENDS = ("ensemble", "opacus")  # batched DP-SGD in lood.dp, or Opacus one model at a time
+
+
+def dp_settings(train: dict[str, Any]) -> dict[str, Any]:
+    """``train.dp`` with every key the section leaves out taken from :data:`DEFAULTS`."""
+    return deep_merge(DEFAULTS["train"]["dp"], train.get("dp"))
 
 
 def check_dp_values(
@@ -345,25 +351,24 @@ def check_dp(train: dict[str, Any], n_train: int) -> bool:
     """Validate ``train.dp`` (nothing is calibrated here); True when DP-SGD is on.
 
     noise multiplier and clipping norm > 0, delta in (0, 1/N) (a delta of 1/N or more allows
-    releasing a random record in the clear), a known accountant, target_epsilon > 0.
+    releasing a random record in the clear), a known accountant and backend, target_epsilon > 0.
     """
-    dp = train.get("dp") or {}
-    if not dp.get("enabled", False):
+    dp = dp_settings(train)
+    if not dp["enabled"]:
         return False
-    delta = float(dp.get("delta", 1e-5))
+    delta = float(dp["delta"])
     if not 0 < delta < 1.0 / n_train:
         raise ValueError(
             f"train.dp.delta must be in (0, 1/n_train = {1.0 / n_train:.3g}), got {delta}: a "
             "delta of 1/N or more allows releasing a random record in the clear"
         )
-    target = dp.get("target_epsilon")
+    target = dp["target_epsilon"]
     if target is not None and not (math.isfinite(float(target)) and float(target) > 0):
         raise ValueError(f"train.dp.target_epsilon must be > 0, got {target}")
-    if dp.get("backend", "ensemble") not in ("ensemble", "opacus"):
-        raise ValueError(f"train.dp.backend must be 'ensemble' or 'opacus', got {dp['backend']!r}")
-    noise = 1.0 if target is not None else float(dp.get("noise_multiplier", 1.0))
-    clip = float(dp.get("max_grad_norm", 1.0))
-    check_dp_values(noise, clip, delta, str(dp.get("accountant", "rdp")))
+    if dp["backend"] not in DP_BACKENDS:
+        raise ValueError(f"train.dp.backend must be one of {DP_BACKENDS}, got {dp['backend']!r}")
+    noise = 1.0 if target is not None else float(dp["noise_multiplier"])
+    check_dp_values(noise, float(dp["max_grad_norm"]), delta, str(dp["accountant"]))
     return True
 
 

@@ -28,6 +28,7 @@ from the model's seed, so a model's result does not depend on the other models o
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 
 from lood.arch import Architecture
-from lood.config import check_dp, check_dp_values, derive_seed
+from lood.config import check_dp, check_dp_values, derive_seed, dp_settings
 from lood.models import Params, init_params, param_names
 
 # Opacus adds this to the norm before dividing (flat clipping).
@@ -115,7 +116,7 @@ def epsilon(
     noise_multiplier: float, q: float, steps: int, delta: float, accountant: str = "rdp"
 ) -> float:
     """Epsilon spent by ``steps`` Poisson-subsampled Gaussian steps, by an Opacus accountant."""
-    DPConfig(noise_multiplier, 1.0, delta, accountant)  # validates the arguments
+    check_dp_values(noise_multiplier, 1.0, delta, accountant)
     if not 0 < q <= 1:
         raise ValueError(f"sample rate must be in (0, 1], got {q}")
     if steps < 0:
@@ -162,16 +163,14 @@ def dp_config(train: dict[str, Any], n_train: int) -> DPConfig | None:
     """
     if not check_dp(train, n_train):
         return None
-    dp = train["dp"]
-    batch_size, epochs = int(train["batch_size"]), int(train["epochs"])
+    dp = dp_settings(train)
     base = DPConfig(
-        float(dp.get("noise_multiplier", 1.0)),
-        float(dp.get("max_grad_norm", 1.0)),
-        float(dp.get("delta", 1e-5)),
-        str(dp.get("accountant", "rdp")),
-    )
-    if dp.get("target_epsilon") is None:
+        float(dp["noise_multiplier"]), float(dp["max_grad_norm"]), float(dp["delta"]),
+        str(dp["accountant"]),
+    )  # fmt: skip
+    if dp["target_epsilon"] is None:
         return base
+    batch_size, epochs = int(train["batch_size"]), int(train["epochs"])
     steps = epochs * steps_per_epoch(n_train, batch_size)
     q = sample_rate(n_train, batch_size)
     noise = calibrate_noise(float(dp["target_epsilon"]), q, steps, base.delta, base.accountant)
@@ -334,9 +333,6 @@ def train_chunk_dp(
     return params, history, n_updates
 
 
-BACKENDS = ("ensemble", "opacus")
-
-
 def train_opacus(
     arch: Architecture,
     tcfg: Any,
@@ -359,8 +355,6 @@ def train_opacus(
     cross-checking the ensemble and as the place to start for architectures it does not cover.
     Returns an :class:`lood.ensemble.EnsembleResult`.
     """
-    import time as _time
-
     from opacus import GradSampleModule
     from opacus.data_loader import DPDataLoader
     from opacus.optimizers import DPOptimizer
@@ -375,7 +369,7 @@ def train_opacus(
         regression_targets,
     )
 
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     device = torch.device(device)
     n, d = X.shape
     q = sample_rate(n, tcfg.batch_size)
@@ -437,8 +431,8 @@ def train_opacus(
         _report(progress, {"models_done": j + 1, "n_models": len(seeds), "chunk": j + 1,
                            "n_chunks": len(seeds), "epoch": tcfg.epochs, "epochs": tcfg.epochs,
                            "loss_mean": float(history[-1, j]) if tcfg.epochs else math.nan,
-                           "elapsed": _time.perf_counter() - t0,
-                           "eta": (_time.perf_counter() - t0) * (len(seeds) - j - 1) / (j + 1)})  # fmt: skip
+                           "elapsed": time.perf_counter() - t0,
+                           "eta": (time.perf_counter() - t0) * (len(seeds) - j - 1) / (j + 1)})  # fmt: skip
     params_all = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     loss_k, acc_k = fit_statistics(params_all, arch, tcfg.loss, X.cpu(), y.cpu(), np.asarray(masks))
     return EnsembleResult(
@@ -449,6 +443,6 @@ def train_opacus(
         loss_history=history,
         n_updates=n_updates,
         seeds=np.asarray(seeds, dtype=np.int64),
-        seconds=_time.perf_counter() - t0,
+        seconds=time.perf_counter() - t0,
         extra={"device": str(device), "dtype": "torch.float32", "dp": dp, "backend": "opacus"},
     )

@@ -632,9 +632,9 @@ def fit_statistics(
         m = torch.from_numpy(np.asarray(masks)).to(per_ex.dtype)
         cnt = m.sum(1)
         hit = (f_train.argmax(-1) == yy).to(per_ex.dtype)
-        return ((per_ex * m).sum(1) / cnt).double().numpy(), (
-            (hit * m).sum(1) / cnt
-        ).double().numpy()
+        train_loss = (per_ex * m).sum(1) / cnt
+        train_acc = (hit * m).sum(1) / cnt
+    return train_loss.double().numpy(), train_acc.double().numpy()
 
 
 def train_ensemble(

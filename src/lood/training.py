@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .arch import Architecture
-from .config import derive_seed, shard_records
+from .config import derive_seed, dp_settings, shard_records
 from .data import Split
 from .dp import dp_config, spent_epsilon, train_opacus
 from .ensemble import EnsembleResult, TrainConfig, accuracy, train_ensemble
@@ -64,52 +64,39 @@ def fit_ensemble(
     divergence message.
     """
     n_train = len(split.y_train)
-    dp = dp_config(train_cfg, n_train)
-    if dp is not None and logger is not None:
+    dp = dp_config(train_cfg, n_train)  # calibrates the noise to target_epsilon: once per job
+    eps = math.inf
+    if dp is not None:
         eps = spent_epsilon(dp, n_train, int(train_cfg["batch_size"]), int(train_cfg["epochs"]))
-        logger.info(
-            "%s: DP-SGD, noise multiplier %.4g, clipping norm %.4g: epsilon %.4g at delta %.2g (%s)",
-            where, dp.noise_multiplier, dp.max_grad_norm, eps, dp.delta, dp.accountant,
-        )  # fmt: skip
+        if logger is not None:
+            logger.info(
+                "%s: DP-SGD, noise multiplier %.4g, clipping norm %.4g: epsilon %.4g at delta "
+                "%.2g (%s)", where, dp.noise_multiplier, dp.max_grad_norm, eps, dp.delta,
+                dp.accountant,
+            )  # fmt: skip
+    x = torch.tensor(split.x_train, dtype=torch.float32)  # a copy: loaded arrays are read-only
+    y = torch.tensor(split.y_train, dtype=torch.int64)
+    evals = {k: torch.tensor(v, dtype=torch.float32) for k, v in eval_sets.items()}
+    device = pick_device(train_cfg.get("device", "auto"))
+    tcfg = train_config(train_cfg)
     try:
-        if dp is not None and (train_cfg.get("dp") or {}).get("backend", "ensemble") == "opacus":
-            return train_opacus(
-                arch,
-                train_config(train_cfg),
-                dp,
-                torch.tensor(split.x_train, dtype=torch.float32),
-                torch.tensor(split.y_train, dtype=torch.int64),
-                np.asarray(masks, dtype=bool),
-                np.asarray(seeds),
-                eval_sets={k: torch.tensor(v, dtype=torch.float32) for k, v in eval_sets.items()},
-                device=pick_device(train_cfg.get("device", "auto")),
-                progress=logger,
-            )
-        return train_ensemble(
-            arch,
-            train_config(train_cfg),
-            torch.tensor(split.x_train, dtype=torch.float32),  # a copy: loaded arrays are read-only
-            torch.tensor(split.y_train, dtype=torch.int64),
-            torch.as_tensor(np.asarray(masks, dtype=bool)),
-            [int(s) for s in seeds],
-            eval_sets={k: torch.tensor(v, dtype=torch.float32) for k, v in eval_sets.items()},
-            device=pick_device(train_cfg.get("device", "auto")),
-            chunk_size=int(train_cfg.get("chunk_size") or len(seeds)),
-            progress=logger,
-            dp=dp,
-        )
+        if dp is not None and dp_settings(train_cfg)["backend"] == "opacus":
+            result = train_opacus(
+                arch, tcfg, dp, x, y, np.asarray(masks, dtype=bool), np.asarray(seeds),
+                eval_sets=evals, device=device, progress=logger,
+            )  # fmt: skip
+        else:
+            result = train_ensemble(
+                arch, tcfg, x, y, torch.as_tensor(np.asarray(masks, dtype=bool)),
+                [int(s) for s in seeds], eval_sets=evals, device=device,
+                chunk_size=int(train_cfg.get("chunk_size") or len(seeds)), progress=logger, dp=dp,
+            )  # fmt: skip
     except FloatingPointError as exc:
         raise FloatingPointError(
             f"{where}: training diverged ({exc}); lower train.lr or check the data normalisation"
         ) from exc
-
-
-def dp_epsilon(train_cfg: dict[str, Any], n_train: int) -> float:
-    """Epsilon that one model of this ``train`` section spends (inf without DP-SGD)."""
-    dp = dp_config(train_cfg, n_train)
-    if dp is None:
-        return math.inf
-    return spent_epsilon(dp, n_train, int(train_cfg["batch_size"]), int(train_cfg["epochs"]))
+    result.extra["epsilon"] = eps  # privacy each model spent (inf without DP-SGD)
+    return result
 
 
 def role_masks_and_seeds(
@@ -204,7 +191,7 @@ def train_role(
         "train_loss": np.asarray(result.final_train_loss, dtype=np.float32),
         "seeds": seeds,
         "differ_idx": differ_idx,
-        "epsilon": np.full(len(seeds), dp_epsilon(train_cfg, len(split.y_train))),
+        "epsilon": np.full(len(seeds), result.extra["epsilon"]),
     }
     if role == "out":
         s, k = len(records), len(seeds) // len(records)
@@ -263,12 +250,12 @@ def one_run_audit(
     result = fit_ensemble(canary_split, arch, train_cfg, masks, seeds,
                           {"canary": split.x_train[idx], "test": split.x_test}, where, log)  # fmt: skip
     scores = canary_scores(result.outputs["canary"], labels[idx], audit_cfg["score"])
-    delta = float((train_cfg.get("dp") or {}).get("delta", 1e-5))
+    delta = float(dp_settings(train_cfg)["delta"])  # the bound's delta, DP-SGD or not
     table = audit_table(scores, included, k_pos, k_neg, delta, float(audit_cfg["confidence"]))
     table.insert(0, "experiment", experiment)
     table["delta"] = delta
     table["confidence"] = float(audit_cfg["confidence"])
-    table["eps_accountant"] = dp_epsilon(train_cfg, n)
+    table["eps_accountant"] = result.extra["epsilon"]
     table["test_acc"] = accuracy(result.outputs["test"], split.y_test)
     table["canary_train_acc"] = [
         float((result.outputs["canary"][r].argmax(-1) == labels[idx])[included[r]].mean())
