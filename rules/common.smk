@@ -134,6 +134,17 @@ INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "
 COMPARISON = f"{RESULTS}/{config['comparison']}"  # outputs about all experiments together
 
 
+def same_record_inputs():
+    """mia, lood, differ and split of every experiment: what a record-by-record comparison across
+    experiments reads (plot_activation, plot_dp)."""
+    files = {}
+    for key, path in [("mia", "mia.csv"), ("lood", "lood.csv"), ("differ", "differ.csv"),
+                      ("split", "data/split.npz")]:  # fmt: skip
+        for e, p in per_experiment(f"{{results}}/{{experiment}}/{path}").items():
+            files[f"{key}_{e}"] = p
+    return files
+
+
 def influence_section(*keys):
     return {k: config["influence"][k] for k in keys}
 
@@ -164,6 +175,7 @@ def inversion_plot_inputs(wildcards):
     files = {"split": rules.split.output.split.format(experiment=EXPERIMENTS[0])}
     for e in EXPERIMENTS:
         files[f"inv_{e}"] = rules.inversion.output.arrays.format(experiment=e)
+        files[f"metrics_{e}"] = rules.inversion.output.metrics.format(experiment=e)
         files[f"in_{e}"] = rules.train_in.output.models.format(experiment=e)
     if config["query"]["enabled"]:  # NNGP query optimisation of the first experiment, to compare
         files["query"] = rules.optimize_query.output.queries.format(experiment=EXPERIMENTS[0])

@@ -115,10 +115,7 @@ rule plot_influence:
 rule plot_activation:
     """LOOD and MIA AUC of the same records across experiments (e.g. relu vs gelu)."""
     input:
-        **{f"mia_{e}": p for e, p in per_experiment("{results}/{experiment}/mia.csv").items()},
-        **{f"lood_{e}": p for e, p in per_experiment("{results}/{experiment}/lood.csv").items()},
-        **{f"differ_{e}": p for e, p in per_experiment("{results}/{experiment}/differ.csv").items()},
-        **{f"split_{e}": p for e, p in per_experiment("{results}/{experiment}/data/split.npz").items()},
+        **same_record_inputs(),
     output:
         table=f"{COMPARISON}/activation.csv",
         stats=f"{COMPARISON}/activation_correlation.csv",

@@ -57,10 +57,7 @@ rule inversion:
 rule plot_dp:
     """MIA AUC, empirical and NNGP LOOD of the same records under non-DP and DP-SGD training."""
     input:
-        **{f"mia_{e}": p for e, p in per_experiment("{results}/{experiment}/mia.csv").items()},
-        **{f"lood_{e}": p for e, p in per_experiment("{results}/{experiment}/lood.csv").items()},
-        **{f"differ_{e}": p for e, p in per_experiment("{results}/{experiment}/differ.csv").items()},
-        **{f"split_{e}": p for e, p in per_experiment("{results}/{experiment}/data/split.npz").items()},
+        **same_record_inputs(),
         **{f"in_{e}": p for e, p in per_experiment("{results}/{experiment}/models/in.npz").items()},
     output:
         table=f"{COMPARISON}/dp.csv",

@@ -45,6 +45,12 @@ def empirical_lood(mia: pd.DataFrame) -> np.ndarray:
     )
 
 
+def models_epsilon(models: Mapping[str, np.ndarray]) -> float:
+    """Epsilon the models of a ``models/*.npz`` spent (inf: non-DP, or written before DP)."""
+    eps = models.get("epsilon")
+    return math.inf if eps is None else float(np.asarray(eps).flat[0])
+
+
 def experiment_label(name: str, eps: float) -> str:
     """Axis label of an experiment: its name and the epsilon it spent (non-DP: inf)."""
     return f"{name}\nnon-DP" if math.isinf(eps) else f"{name}\nε={eps:.3g}"

@@ -1,13 +1,11 @@
 """Snakemake entry point: MIA AUC and LOOD of the same records under non-DP and DP-SGD training."""
 
-import math
-
 import pandas as pd
 
 from lood.comparison import check_same_records
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.privacy import dp_figure, dp_summary, dp_table
+from lood.privacy import dp_figure, dp_summary, dp_table, models_epsilon
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_dp")
@@ -16,7 +14,7 @@ check_same_records(
     {e: pd.read_csv(sm.input[f"differ_{e}"]) for e in names},
     {e: load_npz(sm.input[f"split_{e}"]) for e in names},
 )
-eps = {e: float(load_npz(sm.input[f"in_{e}"]).get("epsilon", [math.inf])[0]) for e in names}
+eps = {e: models_epsilon(load_npz(sm.input[f"in_{e}"])) for e in names}
 long = dp_table(
     {
         e: (eps[e], pd.read_csv(sm.input[f"mia_{e}"]), pd.read_csv(sm.input[f"lood_{e}"]))

@@ -1,13 +1,13 @@
 """Snakemake entry point: class averages beside MI-FACE reconstructions and NNGP queries."""
 
-import math
+import pandas as pd
 
 from lood.data import Split
-from lood.inversion import class_means, inversion_figure, reconstruction_metrics
+from lood.inversion import class_means, inversion_figure
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
 from lood.plots import save_figure
-from lood.privacy import experiment_label, inversion_comparison
+from lood.privacy import experiment_label, inversion_comparison, models_epsilon
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_inversion")
@@ -22,10 +22,9 @@ recons = {"class mean − mean image": means_norm}
 inversions = {}
 for e in sm.params.experiments:
     inv = load_npz(sm.input[f"inv_{e}"])
-    eps = float(load_npz(sm.input[f"in_{e}"]).get("epsilon", [math.inf])[0])
+    eps = models_epsilon(load_npz(sm.input[f"in_{e}"]))
     recons[experiment_label(e, eps).replace("\n", ", ")] = inv["x"][0]  # the first model
-    metrics = reconstruction_metrics(inv["x"], split.x_train, split.y_train, split.n_classes)
-    inversions[e] = (eps, metrics, inv["confidence"])
+    inversions[e] = (eps, pd.read_csv(sm.input[f"metrics_{e}"]), inv["confidence"])
 extra, query = None, None
 if "query" in sm.input.keys():
     q = load_npz(sm.input.query)
