@@ -18,11 +18,13 @@ install: $(BIN)/snakemake
 run: install
 	$(BIN)/snakemake --cores $(CORES) --scheduler greedy
 
-test: install
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/snakemake --lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakemake --lint
 
 dryrun: install
 	$(BIN)/snakemake -n --cores $(CORES)

@@ -4,7 +4,7 @@
 import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -20,7 +20,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-report: "report/workflow.rst"
+report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -33,6 +33,7 @@ include: "rules/memorization.smk"
 include: "rules/landscape.smk"
 include: "rules/influence.smk"
 include: "rules/privacy.smk"
+include: "rules/comparison.smk"
 
 
 rule all:

@@ -1,4 +1,4 @@
-"""DP-SGD: the batched ensemble (lood.dp via train_ensemble(..., dp=...)) vs an Opacus per-model loop.
+"""DP-SGD: the batched ensemble (lood.train.dp.train_ensemble_dp) vs an Opacus per-model loop.
 
 The baseline is the standard way of training K DP-SGD models with Opacus: one model after another,
 each an ``nn.Sequential`` of the same network (the ntk scaling as a module before each
@@ -33,10 +33,13 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from lood.arch import Architecture
-from lood.data import load_dataset, make_split
-from lood.dp import DPConfig, torch_module
-from lood.ensemble import TrainConfig, accuracy, regression_targets, train_ensemble
-from lood.models import init_params
+from lood.data.readers import load_dataset
+from lood.data.split import make_split
+from lood.train.dp import torch_module, train_ensemble_dp
+from lood.train.ensemble import train_ensemble
+from lood.train.models import init_params
+from lood.train.primitives import accuracy, regression_targets
+from lood.train.spec import DPConfig, TrainConfig
 
 
 def opacus_model(arch: Architecture, d: int, seed: int) -> torch.nn.Sequential:
@@ -110,15 +113,16 @@ def main() -> None:
 
     def ensemble(k: int, use_dp: bool):
         masks, seeds = problem(k)
-        res = train_ensemble(
-            arch, tcfg, X, y, masks, seeds, eval_sets={"test": x_test}, dp=dp if use_dp else None
-        )
+        if use_dp:
+            res = train_ensemble_dp(arch, tcfg, dp, X, y, masks, seeds, eval_sets={"test": x_test})
+        else:
+            res = train_ensemble(arch, tcfg, X, y, masks, seeds, eval_sets={"test": x_test})
         return res.outputs["test"]
 
     # warm-up (first calls pay for imports, allocator and thread pool start-up)
     masks1, seeds1 = problem(1)
     train_opacus(arch, TrainConfig(1, 0.25, 128, momentum=0.9), dp, X, y, masks1, seeds1, x_test)
-    train_ensemble(arch, TrainConfig(1, 0.25, 128, momentum=0.9), X, y, masks1, seeds1, dp=dp)
+    train_ensemble_dp(arch, TrainConfig(1, 0.25, 128, momentum=0.9), dp, X, y, masks1, seeds1)
 
     print(
         f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "

@@ -26,8 +26,10 @@ import torch
 import torch.nn as nn
 
 from lood.arch import Architecture
-from lood.ensemble import TrainConfig, regression_targets, train_ensemble
-from lood.models import init_params
+from lood.train.ensemble import train_ensemble
+from lood.train.models import init_params
+from lood.train.primitives import regression_targets
+from lood.train.spec import TrainConfig
 
 
 class _Dense(nn.Module):

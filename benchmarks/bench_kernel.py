@@ -23,7 +23,7 @@ def _child(n: int, d: int, batch_size: int, depth: int, activation: str) -> None
 
     rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     from lood.arch import Architecture
-    from lood.nngp import nngp_kernel
+    from lood.nngp.kernel import nngp_kernel
 
     rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     arch = Architecture(depth, 512, activation, 1.414, 0.05, "ntk", 10)

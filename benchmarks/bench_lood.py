@@ -21,7 +21,8 @@ import numpy as np
 import scipy.linalg
 
 from lood.arch import Architecture
-from lood.nngp import centred_one_hot, fit_gp, kl_isotropic, lood_all, lood_self, nngp_kernel
+from lood.nngp.gp import centred_one_hot, fit_gp, kl_isotropic, lood_all, lood_self
+from lood.nngp.kernel import nngp_kernel
 
 ARCH = Architecture(
     depth=2, width=512, activation="relu", W_std=1.414, b_std=0.05, parameterization="ntk",

@@ -15,7 +15,8 @@ import time
 import torch
 
 from lood.arch import Architecture
-from lood.ensemble import TrainConfig, train_ensemble
+from lood.train.ensemble import train_ensemble
+from lood.train.spec import TrainConfig
 
 
 def sync(device: str) -> None:

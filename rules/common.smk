@@ -1,14 +1,12 @@
-# Config validation and helpers shared by all rules.
+# Config loading and the helpers shared by all rules.
 import lood.config as lc
 
-_resolved = lc.with_defaults(lc.resolve_inherit(config))
-config.clear()
-config.update(_resolved)
-validate(config, schema="../config/schema.yaml")
-try:
-    lc.check_config(config)  # user files (data.path, differ.csv) are relative to the workdir
+try:  # user files (data.path, differ.csv, inherit) are relative to the working directory
+    _resolved = lc.load_config(config)
 except ValueError as exc:
     raise WorkflowError(f"Invalid config: {exc}") from None
+config.clear()
+config.update(_resolved)
 
 RESULTS = config["results"]
 EXPERIMENTS = list(config["experiments"])
@@ -24,18 +22,33 @@ def exp(wildcards):
     return lc.experiment(config, wildcards.experiment)
 
 
-def section(name):
-    """Params function: one resolved config section of the wildcard's experiment."""
-    return lambda wildcards: exp(wildcards)[name]
+def _neutral(path, value, only, ignore):
+    """``value`` of section ``path`` with the keys that do not change an output set to the
+    schema's defaults (train.dp too when DP is off), so editing them reruns nothing."""
+    if not isinstance(value, dict):
+        return value
+    defaults = lc.section_defaults(path)
+    out = {k: (defaults[k] if (only and k not in only) or k in ignore else v)
+           for k, v in value.items()}  # fmt: skip
+    if path == "train" and not out["dp"]["enabled"]:
+        out["dp"] = lc.section_defaults("train.dp")
+    return out
 
 
-def train_section(wildcards):
-    """The experiment's train section; train.dp collapses to {enabled: false} when DP is off, so
-    that editing unused DP settings does not retrain non-DP experiments."""
-    train = dict(exp(wildcards)["train"])
-    if not train["dp"]["enabled"]:
-        train["dp"] = {"enabled": False}
-    return train
+def section(path, only=(), ignore=()):
+    """Params function (the one way rules build params): the config value at ``path`` (e.g.
+    ``"train"``, ``"nngp.sigma2"``) of the wildcards' experiment, or of the config for rules
+    about all experiments; also callable with an experiment name. ``only`` / ``ignore`` name the
+    keys of a section that change the rule's output / that do not."""
+
+    def params(wildcards):
+        name = wildcards if isinstance(wildcards, str) else getattr(wildcards, "experiment", None)
+        value = lc.experiment(config, name) if name else config
+        for key in path.split("."):
+            value = value[key]
+        return _neutral(path, value, set(only), set(ignore))
+
+    return params
 
 
 def user_files(wildcards):
@@ -61,8 +74,6 @@ def figure_paths(stem):
     return [f"{stem}.{fmt}" for fmt in config["plots"]["formats"]]
 
 
-
-
 def all_outputs():
     outs = []
     for e in EXPERIMENTS:
@@ -73,7 +84,7 @@ def all_outputs():
             outs += [f"{base}/lood_all.csv"] + figure_paths(f"{base}/figures/lood_all_hist")
         for targets in EXTRA_TARGETS:
             outs += targets(e)
-    return outs
+    return outs + comparison_targets()
 
 
 # --- helpers of rules/memorization.smk
@@ -97,11 +108,6 @@ def memorization_targets(e):
 
 
 # --- helpers of rules/landscape.smk
-
-def landscape_params(wildcards):
-    """The landscape section minus the switches (what changes the queries)."""
-    return {k: v for k, v in config["landscape"].items() if k not in ("enabled", "mia")}
-
 
 def landscape_plot_inputs(wildcards):
     files = {"lood": rules.lood_landscape.output[0].format(experiment=wildcards.experiment)}
@@ -145,10 +151,6 @@ def same_record_inputs():
     return files
 
 
-def influence_section(*keys):
-    return {k: config["influence"][k] for k in keys}
-
-
 def per_experiment(path):
     return {e: path.format(results=RESULTS, experiment=e) for e in EXPERIMENTS}
 
@@ -159,13 +161,10 @@ def influence_targets(e):
         base = f"{RESULTS}/{e}"
         outs += [f"{base}/influence_scores.csv", f"{base}/influence_correlation.csv"]
         outs += figure_paths(f"{base}/figures/influence")
-    if len(EXPERIMENTS) >= 2 and e == EXPERIMENTS[0]:  # once, for all experiments together
-        outs += [f"{COMPARISON}/activation.csv", f"{COMPARISON}/activation_correlation.csv"]
-        outs += figure_paths(f"{COMPARISON}/figures/activation")
     return outs
 
 
-# --- helpers of rules/privacy.smk
+# --- helpers of rules/comparison.smk (outputs about all experiments together)
 
 def uses_dp(e):
     return bool(lc.experiment(config, e)["train"]["dp"]["enabled"])
@@ -182,10 +181,11 @@ def inversion_plot_inputs(wildcards):
     return files
 
 
-def privacy_targets(e):
-    if e != EXPERIMENTS[0]:  # once, for all experiments together
-        return []
+def comparison_targets():
     outs = []
+    if len(EXPERIMENTS) >= 2:
+        outs += [f"{COMPARISON}/activation.csv", f"{COMPARISON}/activation_correlation.csv"]
+        outs += figure_paths(f"{COMPARISON}/figures/activation")
     if any(uses_dp(x) for x in EXPERIMENTS):
         outs += [f"{COMPARISON}/dp.csv", f"{COMPARISON}/dp_summary.csv"]
         outs += figure_paths(f"{COMPARISON}/figures/dp")
@@ -197,4 +197,4 @@ def privacy_targets(e):
 
 
 # Optional stages: functions experiment-name -> list of targets for `rule all`.
-EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets, privacy_targets]
+EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets]

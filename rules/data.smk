@@ -6,8 +6,8 @@ rule split:
         split=f"{RESULTS}/{{experiment}}/data/split.npz",
         differ=f"{RESULTS}/{{experiment}}/differ.csv",
     params:
-        data=config["data"],
-        differ=config["differ"],
+        data=section("data"),
+        differ=section("differ"),
     log:
         f"{RESULTS}/{{experiment}}/logs/split.log",
     threads: 1

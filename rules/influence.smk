@@ -1,9 +1,4 @@
-# Influence comparison (TracIn, influence functions vs prediction difference and LOOD) and the
-# comparison of experiments (e.g. relu vs gelu) on the same differing records.
-
-if len(EXPERIMENTS) >= 2 and "comparison" in EXPERIMENTS:
-    raise WorkflowError("experiments: 'comparison' is reserved for results/comparison/")
-
+# Influence comparison: TracIn and influence functions vs prediction difference and LOOD.
 
 rule train_influence:
     """One model on all of D (the experiment's arch and train settings), checkpointed every k epochs."""
@@ -13,8 +8,8 @@ rule train_influence:
         checkpoints=f"{RESULTS}/{{experiment}}/influence/checkpoints.safetensors",
     params:
         model=section("model"),
-        train=lambda w: {k: train_section(w)[k] for k in INFLUENCE_TRAIN_KEYS},
-        checkpoint_every=config["influence"]["checkpoint_every"],
+        train=section("train", only=INFLUENCE_TRAIN_KEYS),
+        checkpoint_every=section("influence.checkpoint_every"),
     log:
         f"{RESULTS}/{{experiment}}/logs/train_influence.log",
     benchmark:
@@ -39,7 +34,7 @@ rule tracin:
     output:
         f"{RESULTS}/{{experiment}}/influence/tracin.csv",
     params:
-        device=lambda w: exp(w)["train"]["device"],
+        device=section("train.device"),
     log:
         f"{RESULTS}/{{experiment}}/logs/tracin.log",
     benchmark:
@@ -64,9 +59,8 @@ rule influence_function:
     output:
         f"{RESULTS}/{{experiment}}/influence/influence_function.csv",
     params:
-        influence=influence_section("damping", "method", "curvature", "cg_max_iter", "cg_tol",
-                                    "lissa_depth", "lissa_scale", "hvp_batch_size"),  # fmt: skip
-        device=lambda w: exp(w)["train"]["device"],
+        influence=section("influence", ignore=("enabled", "checkpoint_every")),
+        device=section("train.device"),
     log:
         f"{RESULTS}/{{experiment}}/logs/influence_function.log",
     benchmark:
@@ -94,12 +88,12 @@ rule plot_influence:
         stats=f"{RESULTS}/{{experiment}}/influence_correlation.csv",
         figures=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/influence"),
-            caption="../report/influence.rst",
+            caption="../workflow/report/influence.rst",
             category="{experiment}",
             subcategory="influence",
         ),
     params:
-        plots=config["plots"],
+        plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_influence.log",
     threads: 1
@@ -110,33 +104,3 @@ rule plot_influence:
         "../envs/torch.yaml"
     script:
         "../workflow/scripts/plot_influence.py"
-
-
-rule plot_activation:
-    """LOOD and MIA AUC of the same records across experiments (e.g. relu vs gelu)."""
-    input:
-        **same_record_inputs(),
-    output:
-        table=f"{COMPARISON}/activation.csv",
-        stats=f"{COMPARISON}/activation_correlation.csv",
-        figures=report(
-            figure_paths(f"{COMPARISON}/figures/activation"),
-            caption="../report/activation.rst",
-            category="comparison",
-        ),
-    params:
-        experiments=EXPERIMENTS,
-        activations={e: lc.experiment(config, e)["model"]["activation"] for e in EXPERIMENTS},
-        plots=config["plots"],
-    log:
-        f"{COMPARISON}/logs/plot_activation.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/torch.yaml"
-    script:
-        "../workflow/scripts/plot_activation.py"
-
-

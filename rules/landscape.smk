@@ -9,7 +9,7 @@ rule landscape_queries:
     output:
         queries=f"{RESULTS}/{{experiment}}/landscape/queries.npz",
     params:
-        landscape=landscape_params,
+        landscape=section("landscape", ignore=("enabled", "mia")),
     log:
         f"{RESULTS}/{{experiment}}/logs/landscape_queries.log",
     threads: 1
@@ -31,13 +31,13 @@ rule lood_landscape:
     output:
         report(
             f"{RESULTS}/{{experiment}}/landscape/lood.csv",
-            caption="../report/landscape_table.rst",
+            caption="../workflow/report/landscape_table.rst",
             category="{experiment}",
             subcategory="landscape",
         ),
     params:
         model=section("model"),
-        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
+        sigma2=section("nngp.sigma2"),
     log:
         f"{RESULTS}/{{experiment}}/logs/lood_landscape.log",
     benchmark:
@@ -66,7 +66,7 @@ rule mia_landscape:
         outputs=f"{RESULTS}/{{experiment}}/landscape/mia_outputs.npz",
     params:
         model=section("model"),
-        train=train_section,
+        train=section("train"),
         mia=section("mia"),
     log:
         f"{RESULTS}/{{experiment}}/logs/mia_landscape.log",
@@ -90,13 +90,13 @@ rule plot_landscape:
     output:
         figures=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/landscape"),
-            caption="../report/landscape.rst",
+            caption="../workflow/report/landscape.rst",
             category="{experiment}",
             subcategory="landscape",
         ),
     params:
-        plots=config["plots"],
-        scale=config["landscape"]["scale"],
+        plots=section("plots"),
+        scale=section("landscape.scale"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_landscape.log",
     threads: 1
@@ -120,14 +120,14 @@ rule optimize_query:
         history=f"{RESULTS}/{{experiment}}/query/history.csv",
         table=report(
             f"{RESULTS}/{{experiment}}/query/reconstruction.csv",
-            caption="../report/query_table.rst",
+            caption="../workflow/report/query_table.rst",
             category="{experiment}",
             subcategory="query optimisation",
         ),
     params:
         model=section("model"),
-        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
-        query={k: v for k, v in config["query"].items() if k != "enabled"},
+        sigma2=section("nngp.sigma2"),
+        query=section("query", ignore=("enabled",)),
     log:
         f"{RESULTS}/{{experiment}}/logs/optimize_query.log",
     benchmark:
@@ -153,18 +153,18 @@ rule plot_query:
     output:
         reconstruction=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/query_reconstruction"),
-            caption="../report/query_reconstruction.rst",
+            caption="../workflow/report/query_reconstruction.rst",
             category="{experiment}",
             subcategory="query optimisation",
         ),
         history=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/query_history"),
-            caption="../report/query_history.rst",
+            caption="../workflow/report/query_history.rst",
             category="{experiment}",
             subcategory="query optimisation",
         ),
     params:
-        plots=config["plots"],
+        plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_query.log",
     threads: 1

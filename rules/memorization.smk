@@ -9,9 +9,8 @@ rule train_subsets:
         subsets=f"{RESULTS}/{{experiment}}/models/subsets.npz",
     params:
         model=section("model"),
-        train=train_section,
-        memorization={k: v for k, v in config["memorization"].items()
-                      if k in ("n_models", "ratio", "seed", "save_outputs")},
+        train=section("train"),
+        memorization=section("memorization", only=("n_models", "ratio", "seed", "save_outputs")),
     log:
         f"{RESULTS}/{{experiment}}/logs/train_subsets.log",
     benchmark:
@@ -36,13 +35,13 @@ rule memorization:
     output:
         memorization=report(
             f"{RESULTS}/{{experiment}}/memorization.csv",
-            caption="../report/memorization_table.rst",
+            caption="../workflow/report/memorization_table.rst",
             category="{experiment}",
             subcategory="memorization",
         ),
         influence=f"{RESULTS}/{{experiment}}/influence_topk.csv",
     params:
-        top_k=config["memorization"]["top_k"],
+        top_k=section("memorization.top_k"),
     log:
         f"{RESULTS}/{{experiment}}/logs/memorization.log",
     threads: 1
@@ -66,31 +65,31 @@ rule plot_memorization:
         stats=f"{RESULTS}/{{experiment}}/memorization_correlation.csv",
         hist=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/memorization_hist"),
-            caption="../report/memorization_hist.rst",
+            caption="../workflow/report/memorization_hist.rst",
             category="{experiment}",
             subcategory="memorization",
         ),
         examples=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/memorization_examples"),
-            caption="../report/memorization_examples.rst",
+            caption="../workflow/report/memorization_examples.rst",
             category="{experiment}",
             subcategory="memorization",
         ),
         lood=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/memorization_lood"),
-            caption="../report/memorization_lood.rst",
+            caption="../workflow/report/memorization_lood.rst",
             category="{experiment}",
             subcategory="memorization",
         ),
         mia=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/memorization_mia"),
-            caption="../report/memorization_mia.rst",
+            caption="../workflow/report/memorization_mia.rst",
             category="{experiment}",
             subcategory="memorization",
         ),
     params:
-        plots=config["plots"],
-        n_examples=config["memorization"]["n_examples"],
+        plots=section("plots"),
+        n_examples=section("memorization.n_examples"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_memorization.log",
     threads: 1

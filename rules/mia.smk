@@ -8,7 +8,7 @@ rule mia:
     output:
         report(
             f"{RESULTS}/{{experiment}}/mia.csv",
-            caption="../report/mia_table.rst",
+            caption="../workflow/report/mia_table.rst",
             category="{experiment}",
             subcategory="tables",
         ),

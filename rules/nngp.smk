@@ -6,7 +6,7 @@ rule nngp_kernel:
         kernel=f"{RESULTS}/{{experiment}}/nngp/kernel.npz",
     params:
         model=section("model"),
-        batch_size=lambda w: exp(w)["nngp"]["kernel_batch_size"],
+        batch_size=section("nngp.kernel_batch_size"),
     log:
         f"{RESULTS}/{{experiment}}/logs/nngp_kernel.log",
     benchmark:
@@ -31,12 +31,12 @@ rule lood:
     output:
         report(
             f"{RESULTS}/{{experiment}}/lood.csv",
-            caption="../report/lood_table.rst",
+            caption="../workflow/report/lood_table.rst",
             category="{experiment}",
             subcategory="tables",
         ),
     params:
-        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
+        sigma2=section("nngp.sigma2"),
         mode="differ",
     log:
         f"{RESULTS}/{{experiment}}/logs/lood.log",
@@ -57,7 +57,7 @@ use rule lood as lood_all with:
     output:
         f"{RESULTS}/{{experiment}}/lood_all.csv",
     params:
-        sigma2=lambda w: exp(w)["nngp"]["sigma2"],
+        sigma2=section("nngp.sigma2"),
         mode="all",
     log:
         f"{RESULTS}/{{experiment}}/logs/lood_all.log",

@@ -6,18 +6,18 @@ rule plot_correlation:
     output:
         stats=report(
             f"{RESULTS}/{{experiment}}/correlation.csv",
-            caption="../report/correlation_table.rst",
+            caption="../workflow/report/correlation_table.rst",
             category="{experiment}",
             subcategory="correlation",
         ),
         figures=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/correlation"),
-            caption="../report/correlation.rst",
+            caption="../workflow/report/correlation.rst",
             category="{experiment}",
             subcategory="correlation",
         ),
     params:
-        plots=config["plots"],
+        plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_correlation.log",
     threads: 1
@@ -38,12 +38,12 @@ rule plot_lood_all:
     output:
         figures=report(
             figure_paths(f"{RESULTS}/{{experiment}}/figures/lood_all_hist"),
-            caption="../report/lood_all.rst",
+            caption="../workflow/report/lood_all.rst",
             category="{experiment}",
             subcategory="all records",
         ),
     params:
-        plots=config["plots"],
+        plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_lood_all.log",
     threads: 1

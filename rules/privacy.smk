@@ -11,8 +11,8 @@ rule audit:
         scores=f"{RESULTS}/{{experiment}}/audit/scores.npz",
     params:
         model=section("model"),
-        train=train_section,
-        audit={k: v for k, v in config["audit"].items() if k != "enabled"},
+        train=section("train"),
+        audit=section("audit", ignore=("enabled",)),
     log:
         f"{RESULTS}/{{experiment}}/logs/audit.log",
     benchmark:
@@ -38,7 +38,7 @@ rule inversion:
         metrics=f"{RESULTS}/{{experiment}}/inversion/metrics.csv",
     params:
         model=section("model"),
-        inversion={k: v for k, v in config["inversion"].items() if k != "enabled"},
+        inversion=section("inversion", ignore=("enabled",)),
     log:
         f"{RESULTS}/{{experiment}}/logs/inversion.log",
     benchmark:
@@ -52,94 +52,3 @@ rule inversion:
         "../envs/torch.yaml"
     script:
         "../workflow/scripts/inversion.py"
-
-
-rule plot_dp:
-    """MIA AUC, empirical and NNGP LOOD of the same records under non-DP and DP-SGD training."""
-    input:
-        **same_record_inputs(),
-        **{f"in_{e}": p for e, p in per_experiment("{results}/{experiment}/models/in.npz").items()},
-    output:
-        table=f"{COMPARISON}/dp.csv",
-        summary=report(
-            f"{COMPARISON}/dp_summary.csv",
-            caption="../report/dp_table.rst",
-            category="comparison",
-        ),
-        figures=report(
-            figure_paths(f"{COMPARISON}/figures/dp"),
-            caption="../report/dp.rst",
-            category="comparison",
-        ),
-    params:
-        experiments=EXPERIMENTS,
-        plots=config["plots"],
-    log:
-        f"{COMPARISON}/logs/plot_dp.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/torch.yaml"
-    script:
-        "../workflow/scripts/plot_dp.py"
-
-
-rule plot_audit:
-    """Audit epsilon lower bounds beside the accountant's epsilon, for every experiment."""
-    input:
-        **{e: p for e, p in per_experiment("{results}/{experiment}/audit/audit.csv").items()},
-    output:
-        table=report(
-            f"{COMPARISON}/audit.csv",
-            caption="../report/audit_table.rst",
-            category="comparison",
-        ),
-        figures=report(
-            figure_paths(f"{COMPARISON}/figures/audit"),
-            caption="../report/audit.rst",
-            category="comparison",
-        ),
-    params:
-        plots=config["plots"],
-    log:
-        f"{COMPARISON}/logs/plot_audit.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/torch.yaml"
-    script:
-        "../workflow/scripts/plot_audit.py"
-
-
-rule plot_inversion:
-    """Class averages beside the MI-FACE reconstructions of every experiment (and NNGP queries)."""
-    input:
-        unpack(inversion_plot_inputs),
-    output:
-        table=report(
-            f"{COMPARISON}/inversion.csv",
-            caption="../report/inversion_table.rst",
-            category="comparison",
-        ),
-        figures=report(
-            figure_paths(f"{COMPARISON}/figures/inversion"),
-            caption="../report/inversion.rst",
-            category="comparison",
-        ),
-    params:
-        experiments=EXPERIMENTS,
-        plots=config["plots"],
-    log:
-        f"{COMPARISON}/logs/plot_inversion.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/torch.yaml"
-    script:
-        "../workflow/scripts/plot_inversion.py"

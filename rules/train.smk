@@ -9,7 +9,7 @@ rule train_in:
     params:
         role="in",
         model=section("model"),
-        train=train_section,
+        train=section("train"),
     log:
         f"{RESULTS}/{{experiment}}/logs/train_in.log",
     benchmark:
@@ -35,7 +35,7 @@ rule train_out:
     params:
         role="out",
         model=section("model"),
-        train=train_section,
+        train=section("train"),
     log:
         f"{RESULTS}/{{experiment}}/logs/train_out_{{shard}}.log",
     benchmark:

@@ -74,10 +74,10 @@ def test_check_config_names_the_key(mutate, key, tmp_path):
     ("content", "message"),
     [
         ("idx\n1\n2\n", "no 'differ_idx' column"),
-        ("differ_idx\n1\n1\n", "duplicates"),
+        ("differ_idx\n1\n1\n", "duplicate"),
         ("differ_idx\n1.5\n2\n", "integers"),
-        ("differ_idx\n1\n60\n", "out of range"),
-        ("differ_idx\n", "no records"),
+        ("differ_idx\n1\n60\n", "outside"),
+        ("differ_idx\n", "no rows"),
     ],
 )
 def test_differ_csv_errors(tmp_path, content, message):

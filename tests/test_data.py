@@ -12,18 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lood.data import (
-    DATASETS,
-    Dataset,
-    Split,
-    choose_differ,
-    load_dataset,
-    make_split,
-    read_cifar10_batch,
-    read_differ_csv,
-    read_idx,
-    write_differ_csv,
-)
+from lood.data.differ import choose_differ, read_differ_csv, write_differ_csv
+from lood.data.readers import DATASETS, Dataset, load_dataset, read_cifar10_batch, read_idx
+from lood.data.split import Split, make_split
 
 # ---------------------------------------------------------------------------------------------
 # helpers writing raw files in torchvision's layout

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import make_job, train_spec
 from scipy import optimize, stats
 
 from lood.arch import Architecture
 from lood.config import derive_seed
-from lood.dp import (
-    DPConfig,
+from lood.train.dp import (
     calibrate_noise,
     clipped_grad_sum,
     dp_config,
@@ -23,9 +23,12 @@ from lood.dp import (
     spent_epsilon,
     steps_per_epoch,
     torch_module,
+    train_ensemble_dp,
 )
-from lood.ensemble import TrainConfig, _loss_and_grad, _Network, regression_targets, train_ensemble
-from lood.models import forward, init_params, param_names
+from lood.train.ensemble import train_ensemble
+from lood.train.models import forward, init_params, param_names
+from lood.train.primitives import StackedNetwork, loss_and_grad, regression_targets
+from lood.train.spec import DPConfig, TrainConfig
 
 torch.set_num_threads(1)
 
@@ -74,9 +77,9 @@ def test_clipped_gradient_step_matches_opacus(arch):
     opt.step()
     opacus_update = [b - p.detach() for b, p in zip(before, model.parameters(), strict=True)]
 
-    net = _Network(arch, params, 1, bsz, d)
+    net = StackedNetwork(arch, params, 1, bsz, d)
     out = net.forward(xb.unsqueeze(0))
-    _, dout = _loss_and_grad(
+    _, dout = loss_and_grad(
         "mse", out, yb.unsqueeze(0), t.unsqueeze(0), torch.ones(1, bsz).double()
     )
     grads = {name: torch.empty_like(params[name]) for name in param_names(arch)}
@@ -140,7 +143,7 @@ def test_dp_training_matches_plain_reference_loop():
     masks[1, 4] = False
     masks[2, :10] = False
     seeds = [11, 12, 13]
-    res = train_ensemble(arch, tcfg, x, y, masks, seeds, dtype=torch.float64, dp=dp, chunk_size=2)
+    res = train_ensemble_dp(arch, tcfg, dp, x, y, masks, seeds, dtype=torch.float64, chunk_size=2)
     assert res.extra["dp"] == dp and res.extra["first_layer"] == "standard"
     assert (res.n_updates == 3 * math.ceil(30 / 8)).all()
     for j in range(3):
@@ -158,7 +161,7 @@ def test_noise_and_clipping_change_the_result():
 
     def w(noise):
         dp = DPConfig(noise, 100.0, 1e-3)  # clipping inactive at C = 100
-        return train_ensemble(arch, tcfg, x, y, masks, [0], dtype=torch.float64, dp=dp).params
+        return train_ensemble_dp(arch, tcfg, dp, x, y, masks, [0], dtype=torch.float64).params
 
     lo, hi, lo2 = w(1e-6), w(10.0), w(1e-6)
     torch.testing.assert_close(lo["W0"], lo2["W0"])  # deterministic
@@ -211,8 +214,9 @@ def test_epsilon_monotone_and_calibration_round_trip():
         sigma = calibrate_noise(target, q, steps, delta)
         assert target * 0.97 <= epsilon(sigma, q, steps, delta) <= target
     dp = dp_config(
-        {"batch_size": 64, "epochs": 20, "dp": {"enabled": True, "target_epsilon": 2.0}}, 500
-    )
+        train_spec({"batch_size": 64, "epochs": 20, "lr": 0.1,
+                    "dp": {"enabled": True, "target_epsilon": 2.0}}), 500
+    )  # fmt: skip
     assert dp is not None and 1.9 <= spent_epsilon(dp, 500, 64, 20) <= 2.0
 
 
@@ -230,21 +234,16 @@ def test_epsilon_monotone_and_calibration_round_trip():
     ],
 )
 def test_invalid_dp_parameters_are_rejected(dp, match):
-    train = {"batch_size": 10, "epochs": 2, "dp": {"enabled": True, **dp}}
+    train = train_spec({"batch_size": 10, "epochs": 2, "lr": 0.1, "dp": {"enabled": True, **dp}})
     with pytest.raises(ValueError, match=match):
         dp_config(train, 200)
 
 
-def test_dp_disabled_and_kernel_first_layer_conflict():
-    assert dp_config({"batch_size": 10, "epochs": 1}, 100) is None
-    assert dp_config({"batch_size": 10, "epochs": 1, "dp": {"enabled": False}}, 100) is None
-    arch = Architecture(1, 4, "relu", 1.0, 0.0, "ntk", 2)
-    x, y = _data(n=10, d=3, c=2)
-    with pytest.raises(ValueError, match="first_layer='kernel'"):
-        train_ensemble(
-            arch, TrainConfig(1, 0.1, 5), x.float(), y, np.ones((1, 10), bool), [0],
-            first_layer="kernel", dp=DPConfig(1.0, 1.0, 1e-3),
-        )  # fmt: skip
+def test_dp_disabled_gives_no_mechanism():
+    assert dp_config(train_spec({"batch_size": 10, "epochs": 1, "lr": 0.1}), 100) is None
+    off = train_spec({"batch_size": 10, "epochs": 1, "lr": 0.1, "dp": {"enabled": False,
+                                                                     "delta": 0.5}})  # fmt: skip
+    assert dp_config(off, 100) is None  # unused settings are not checked
 
 
 def test_torch_module_is_the_same_network():
@@ -267,7 +266,7 @@ def test_opacus_backend_equals_ensemble_on_full_batches():
     negligible noise both backends run the same deterministic clipped descent: the Opacus path
     (module conversion, loss scaling, expected batch size, momentum) must land where the
     ensemble does, in and out models alike."""
-    from lood.dp import train_opacus
+    from lood.train.dp import train_opacus
 
     arch = Architecture(1, 16, "relu", 1.4, 0.0, "ntk", 2)
     x, y = _data(n=24, d=5, c=2)
@@ -276,7 +275,7 @@ def test_opacus_backend_equals_ensemble_on_full_batches():
     dp = DPConfig(noise_multiplier=1e-7, max_grad_norm=0.3, delta=1e-3)
     masks = np.ones((2, 24), dtype=bool)
     masks[1, 3] = False
-    ens = train_ensemble(arch, tcfg, x, y, masks, [1, 2], eval_sets={"x": x}, dp=dp)
+    ens = train_ensemble_dp(arch, tcfg, dp, x, y, masks, [1, 2], eval_sets={"x": x})
     opa = train_opacus(arch, tcfg, dp, x, y, masks, np.array([1, 2]), eval_sets={"x": x})
     assert opa.extra["backend"] == "opacus" and (opa.n_updates == ens.n_updates).all()
     for name in param_names(arch):
@@ -289,8 +288,8 @@ def test_opacus_backend_equals_ensemble_on_full_batches():
 
 @pytest.mark.filterwarnings("ignore:Full backward hook", "ignore:Secure RNG")
 def test_fit_ensemble_dispatches_on_dp_backend():
-    from lood.data import Split
-    from lood.training import fit_ensemble
+    from lood.data.split import Split
+    from lood.train.jobs import fit_ensemble
 
     x, y = _data(n=20, d=4, c=2)
     split = Split(x_train=x.float().numpy(), y_train=y.numpy(), x_test=x[:5].float().numpy(),
@@ -301,26 +300,31 @@ def test_fit_ensemble_dispatches_on_dp_backend():
              "weight_decay": 0.0, "loss": "mse", "device": "cpu"}  # fmt: skip
     for backend in ("ensemble", "opacus"):
         dp = {"enabled": True, "noise_multiplier": 1.0, "delta": 1e-3, "backend": backend}
-        res = fit_ensemble(split, arch, train | {"dp": dp}, np.ones((2, 20), bool), np.array([0, 1]),
-                           {"test": split.x_test}, "test")  # fmt: skip
+        job = make_job(split, arch, train | {"dp": dp})
+        res = fit_ensemble(job, np.ones((2, 20), bool), np.array([0, 1]), {"test": split.x_test})
         assert res.extra.get("backend", "ensemble") == backend and res.extra["dp"] is not None
         assert res.outputs["test"].shape == (2, 5, 2) and (res.n_updates == 2 * 4).all()
-    with pytest.raises(ValueError, match="train.dp.backend"):
-        dp_config(train | {"dp": {"enabled": True, "backend": "jax"}}, 20)
 
 
 def test_influence_model_trains_with_dp():
     """The TracIn / influence-function model of a DP experiment is trained with DP-SGD too: its
     last checkpoint is the DP ensemble's model, not the plain one."""
-    from lood.influence import train_with_checkpoints
+    from lood.data.split import Split
+    from lood.train.jobs import train_with_checkpoints
 
     arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
     x, y = _data(n=20, d=4, c=2)
     x = x.float()
-    tcfg = TrainConfig(epochs=3, lr=0.3, batch_size=5)
+    split = Split(x_train=x.numpy(), y_train=y.numpy(), x_test=x[:5].numpy(), y_test=y[:5].numpy(),
+                  train_source_idx=np.arange(20), test_source_idx=np.arange(5),
+                  image_shape=(4,), classes=(0, 1))  # fmt: skip
+    job = make_job(split, arch, {"epochs": 3, "lr": 0.3, "batch_size": 5, "device": "cpu",
+                                 "dp": {"enabled": True, "noise_multiplier": 2.0,
+                                        "max_grad_norm": 0.5, "delta": 1e-3}})  # fmt: skip
+    tcfg = job.train.optimization
     dp = DPConfig(2.0, 0.5, 1e-3)
-    ckpts, _ = train_with_checkpoints(arch, tcfg, x, y, seed=4, dp=dp)
-    ref = train_ensemble(arch, tcfg, x, y, np.ones((1, 20), bool), [4], dp=dp).params
+    ckpts, _ = train_with_checkpoints(job, seed=4)
+    ref = train_ensemble_dp(arch, tcfg, dp, x, y, np.ones((1, 20), bool), [4]).params
     plain = train_ensemble(arch, tcfg, x, y, np.ones((1, 20), bool), [4]).params
     torch.testing.assert_close(ckpts.params["W0"][-1], ref["W0"][0])
     assert not torch.allclose(ckpts.params["W0"][-1], plain["W0"][0])

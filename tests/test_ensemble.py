@@ -18,8 +18,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lood.arch import Architecture
-from lood.ensemble import TrainConfig, accuracy, train_ensemble, use_kernel_first_layer
-from lood.models import forward, init_params, load_params, save_params, select_models
+from lood.train.ensemble import train_ensemble, use_kernel_first_layer
+from lood.train.models import forward, init_params, load_params, save_params, select_models
+from lood.train.primitives import accuracy
+from lood.train.spec import TrainConfig
 
 torch.set_num_threads(1)
 

@@ -12,38 +12,37 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import job_for
 from scipy import stats
 
 from lood.arch import Architecture
-from lood.comparison import (
+from lood.compare import (
     KEYS,
-    activation_figure,
     activation_stats,
     activation_table,
     check_same_records,
-    influence_figure,
     influence_table,
     minmax,
 )
-from lood.ensemble import TrainConfig, train_ensemble
-from lood.influence import (
-    Checkpoints,
-    checkpoint_epochs,
+from lood.figures.comparison import activation_figure, influence_figure
+from lood.influence.autodiff import flatten, mean_loss, per_example_grads, unflatten, unstack
+from lood.influence.functions import (
     conjugate_gradient,
-    flatten,
     ggn_operator,
     hvp_operator,
     influence_self,
     lissa,
-    mean_loss,
-    per_example_grads,
+)
+from lood.influence.tracin import (
+    Checkpoints,
+    checkpoint_epochs,
     tracin_contributions,
     tracin_self_influence,
-    train_with_checkpoints,
-    unflatten,
-    unstack,
 )
-from lood.models import forward, init_params
+from lood.train.ensemble import train_ensemble
+from lood.train.jobs import train_with_checkpoints
+from lood.train.models import forward, init_params
+from lood.train.spec import TrainConfig
 
 torch.set_num_threads(1)
 
@@ -207,7 +206,7 @@ def test_lissa_converges_to_direct_solve_and_detects_divergence():
 def test_tracin_matches_brute_force_over_checkpoints():
     arch, _, x, y = tiny("relu", n=20, d=4, c=2)
     tcfg = TrainConfig(epochs=4, lr=0.3, batch_size=8, momentum=0.5)
-    ck, final_loss = train_with_checkpoints(arch, tcfg, x.float(), y, seed=3, every=2)
+    ck, final_loss = train_with_checkpoints(job_for(arch, tcfg, x, y), seed=3, every=2)
     assert list(ck.epochs) == [2, 4] and np.isfinite(final_loss)
     q = [0, 7, 13]
     expected = np.zeros(3)
@@ -253,8 +252,8 @@ def test_checkpoint_epochs_and_roundtrip(tmp_path):
     with pytest.raises(ValueError):
         checkpoint_epochs(3, 0)
     arch, _, x, y = tiny("relu", n=10, d=3, c=2)
-    ck, _ = train_with_checkpoints(arch, TrainConfig(epochs=2, lr=0.1, batch_size=4), x.float(),
-                                   y, seed=0)  # fmt: skip
+    ck, _ = train_with_checkpoints(job_for(arch, TrainConfig(epochs=2, lr=0.1, batch_size=4), x, y),
+                                   seed=0)  # fmt: skip
     ck.save(tmp_path / "ck.safetensors")
     back = Checkpoints.load(tmp_path / "ck.safetensors")
     assert back.arch == arch and back.lr == 0.1 and back.loss == "mse"

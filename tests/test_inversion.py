@@ -11,16 +11,12 @@ import torch
 from scipy.optimize import minimize
 
 from lood.arch import Architecture
-from lood.ensemble import TrainConfig, train_ensemble
-from lood.inversion import (
-    InversionResult,
-    class_means,
-    inversion_figure,
-    mi_face,
-    pixel_bounds,
-    reconstruction_metrics,
-)
-from lood.models import forward, init_params, select_models
+from lood.figures.privacy import inversion_figure
+from lood.privacy.inversion import InversionResult, mi_face, pixel_bounds
+from lood.privacy.reconstruction import class_means, reconstruction_metrics
+from lood.train.ensemble import train_ensemble
+from lood.train.models import forward, init_params, select_models
+from lood.train.spec import TrainConfig
 
 torch.set_num_threads(1)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import make_job
 
-from lood.data import Split
-from lood.io import load_npz
-from lood.memorization import (
+from lood.data.split import Split
+from lood.figures.common import as_image
+from lood.figures.memorization import extreme_records, memorization_images_figure
+from lood.influence.memorization import (
     SUBSETS_KEYS,
     correctness,
     influence_matrix,
@@ -20,9 +22,10 @@ from lood.memorization import (
     subset_masks,
     subset_size,
     topk_rows,
-    train_subsets,
 )
-from lood.memorization_plots import as_image, extreme_records, memorization_images_figure
+from lood.influence.spec import MemorizationSpec
+from lood.io import load_npz
+from lood.train.jobs import train_subsets
 
 
 def random_case(k=30, n=7, m=5, seed=0):
@@ -228,10 +231,16 @@ TRAIN = {"epochs": 150, "lr": 0.5, "batch_size": 16, "optimizer": "sgd", "moment
          "weight_decay": 0.0, "loss": "mse", "seed": 0, "device": "cpu"}  # fmt: skip
 
 
+def mem_spec(**keys) -> MemorizationSpec:
+    import lood.config as lc
+
+    return MemorizationSpec.from_config(lc.section_defaults("memorization") | keys)
+
+
 def test_train_subsets_memorizes_the_mislabelled_record(tmp_path):
     split, bad = mislabelled_split()
-    mem_cfg = {"n_models": 40, "ratio": 0.7, "seed": 0}
-    arrays = train_subsets(split, MODEL, TRAIN, mem_cfg, str(tmp_path / "s.npz"), threads=1)
+    mem_cfg = mem_spec(n_models=40, ratio=0.7, seed=0)
+    arrays = train_subsets(make_job(split, MODEL, TRAIN), mem_cfg, str(tmp_path / "s.npz"))
     saved = load_npz(tmp_path / "s.npz")
     assert set(saved) == set(SUBSETS_KEYS)
     k, n, m = 40, len(split.y_train), len(split.y_test)
@@ -250,16 +259,16 @@ def test_train_subsets_memorizes_the_mislabelled_record(tmp_path):
     assert mem.mem.idxmax() == bad
     assert mem.drop(index=bad).mem.abs().max() < 0.3
     # deterministic: a rerun gives identical correctness and outputs
-    train_subsets(split, MODEL, TRAIN, mem_cfg, str(tmp_path / "t.npz"), threads=1)
+    train_subsets(make_job(split, MODEL, TRAIN), mem_cfg, str(tmp_path / "t.npz"))
     again = load_npz(tmp_path / "t.npz")
     np.testing.assert_array_equal(again["outputs_train"], saved["outputs_train"])
 
 
 def test_train_subsets_can_drop_outputs(tmp_path):
     split, _ = mislabelled_split(n_per_class=5)
-    cfg = {"n_models": 4, "ratio": 0.5, "seed": 1, "save_outputs": False}
+    cfg = mem_spec(n_models=4, ratio=0.5, seed=1, save_outputs=False)
     train = TRAIN | {"epochs": 1}
-    train_subsets(split, MODEL, train, cfg, str(tmp_path / "s.npz"))
+    train_subsets(make_job(split, MODEL, train), cfg, str(tmp_path / "s.npz"))
     saved = load_npz(tmp_path / "s.npz")
     assert "outputs_train" not in saved and saved["correctness_train"].shape == (4, 10)
 

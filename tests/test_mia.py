@@ -3,39 +3,39 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from lood.mia import gaussian_lr_auc, margin_score, mia_table, prediction_difference
+from lood.privacy.mia import half_split_auc, margin_score, mia_table, prediction_difference
 
 
 @pytest.mark.parametrize("delta", [0.0, 0.5, 1.0, 2.0])
-def test_gaussian_lr_auc_matches_analytic(delta):
+def test_half_split_auc_matches_analytic(delta):
     # Equal-variance Gaussians: the LR test is monotone in s, AUC = Phi(|mu1-mu2| / (sigma sqrt 2)).
     rng = np.random.default_rng(0)
     sigma = 1.3
     s_in = rng.normal(delta * sigma, sigma, 4000)
     s_out = rng.normal(0.0, sigma, 4000)
-    mean, std = gaussian_lr_auc(s_in, s_out, n_splits=5, seed=1)
+    mean, std = half_split_auc(s_in, s_out, n_splits=5, seed=1)
     expected = norm.cdf(delta / np.sqrt(2))
     assert mean == pytest.approx(expected, abs=0.015)
     assert 0 <= std < 0.02
 
 
-def test_gaussian_lr_auc_detects_variance_difference():
+def test_half_split_auc_detects_variance_difference():
     # Same mean, different spread: a threshold on s is useless (AUC 0.5) but the LR test is not.
     rng = np.random.default_rng(1)
     s_in = rng.normal(0, 0.3, 3000)
     s_out = rng.normal(0, 1.0, 3000)
-    mean, _ = gaussian_lr_auc(s_in, s_out, n_splits=3)
+    mean, _ = half_split_auc(s_in, s_out, n_splits=3)
     # P(|z_in| < |z_out|) for the optimal test = 2/pi * atan(1/0.3)
     assert mean == pytest.approx(2 / np.pi * np.arctan(1 / 0.3), abs=0.02)
 
 
-def test_gaussian_lr_auc_is_seeded_and_validates():
+def test_half_split_auc_is_seeded_and_validates():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=20), rng.normal(size=20)
-    assert gaussian_lr_auc(a, b, 10, seed=3) == gaussian_lr_auc(a, b, 10, seed=3)
-    assert gaussian_lr_auc(a, b, 10, seed=3) != gaussian_lr_auc(a, b, 10, seed=4)
+    assert half_split_auc(a, b, 10, seed=3) == half_split_auc(a, b, 10, seed=3)
+    assert half_split_auc(a, b, 10, seed=3) != half_split_auc(a, b, 10, seed=4)
     with pytest.raises(ValueError, match="at least 4"):
-        gaussian_lr_auc(a[:3], b)
+        half_split_auc(a[:3], b)
 
 
 def test_margin_score_and_prediction_difference_by_hand():

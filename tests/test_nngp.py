@@ -10,20 +10,19 @@ from scipy.special import ndtr
 from sklearn.metrics import roc_auc_score
 
 from lood.arch import Architecture
-from lood.nngp import (
+from lood.nngp.gp import (
     centred_one_hot,
     fit_gp,
-    gaussian_lr_auc,
+    gaussian_pair_auc,
     kl_gaussians,
     kl_isotropic,
     loo_pointwise,
     loo_query_set,
     lood_all,
     lood_self,
-    nngp_diag,
-    nngp_kernel,
     posterior,
 )
+from lood.nngp.kernel import nngp_diag, nngp_kernel
 
 SIGMA2 = 0.1
 
@@ -124,7 +123,7 @@ def test_lood_all_and_self_match_naive_for_every_record():
         assert _rel(res["mean_dist"], md_ref) < 1e-7
     # the fast AUC grid of lood_all agrees with the fine one of lood_self
     np.testing.assert_allclose(allres["auc"], selfres["auc"], atol=1e-9)
-    ref_auc = gaussian_lr_auc(
+    ref_auc = gaussian_pair_auc(
         mean_in[np.arange(n), :], np.diag(cov_in), allres["mean_out"], vout_ref
     )
     np.testing.assert_allclose(selfres["auc"], ref_auc, atol=1e-6)
@@ -197,39 +196,39 @@ def _mc_lr_auc(mu_in, v_in, mu_out, v_out, rng, n=200_000):
     return roc_auc_score(labels, np.r_[llr(z_in), llr(z_out)])
 
 
-def test_gaussian_lr_auc_equal_variance_closed_form():
+def test_gaussian_pair_auc_equal_variance_closed_form():
     for c in (1, 2, 5):
         mu_in = np.zeros(c)
         mu_out = np.linspace(0.2, 0.9, c)
         s2 = 0.7
         ref = ndtr(np.linalg.norm(mu_in - mu_out) / (np.sqrt(s2) * np.sqrt(2)))
-        assert gaussian_lr_auc(mu_in, s2, mu_out, s2) == pytest.approx(ref, abs=1e-12)
+        assert gaussian_pair_auc(mu_in, s2, mu_out, s2) == pytest.approx(ref, abs=1e-12)
         # continuity: a slightly different variance goes through the chi-square quadrature
-        near = gaussian_lr_auc(mu_in, s2, mu_out, s2 * (1 + 1e-3))
+        near = gaussian_pair_auc(mu_in, s2, mu_out, s2 * (1 + 1e-3))
         assert near == pytest.approx(ref, abs=2e-4)
-    assert gaussian_lr_auc([0.0], 1.0, [0.0], 1.0) == pytest.approx(0.5)
+    assert gaussian_pair_auc([0.0], 1.0, [0.0], 1.0) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("c", [1, 2])
-def test_gaussian_lr_auc_matches_monte_carlo(c):
+def test_gaussian_pair_auc_matches_monte_carlo(c):
     rng = np.random.default_rng(10 + c)
     cases = [(0.2, 1.0, 0.5), (1.0, 0.3, 1.2), (0.6, 0.8, 0.0), (0.05, 0.07, 0.3)]
     for v_in, v_out, d in cases:
         mu_in = rng.normal(size=c)
         direction = rng.normal(size=c)
         mu_out = mu_in + d * direction / np.linalg.norm(direction)
-        auc = gaussian_lr_auc(mu_in, v_in, mu_out, v_out)
+        auc = gaussian_pair_auc(mu_in, v_in, mu_out, v_out)
         mc = _mc_lr_auc(mu_in, v_in, mu_out, v_out, rng)
         assert 0.5 <= auc <= 1.0
         assert auc == pytest.approx(mc, abs=4e-3), (v_in, v_out, d)
         # the optimal test's AUC is symmetric in the two hypotheses
-        assert gaussian_lr_auc(mu_out, v_out, mu_in, v_in) == pytest.approx(auc, abs=1e-9)
+        assert gaussian_pair_auc(mu_out, v_out, mu_in, v_in) == pytest.approx(auc, abs=1e-9)
     # vectorised call equals looped calls
     mus = rng.normal(size=(6, c))
     mus2 = rng.normal(size=(6, c))
     v1, v2 = rng.uniform(0.1, 1, 6), rng.uniform(0.1, 1, 6)
-    vec = gaussian_lr_auc(mus, v1, mus2, v2)
-    loop = [gaussian_lr_auc(mus[j], v1[j], mus2[j], v2[j]) for j in range(6)]
+    vec = gaussian_pair_auc(mus, v1, mus2, v2)
+    loop = [gaussian_pair_auc(mus[j], v1[j], mus2[j], v2[j]) for j in range(6)]
     np.testing.assert_allclose(vec, loop, atol=1e-12)
 
 

@@ -7,23 +7,18 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import make_job
 from scipy import integrate, stats
 
-from lood.audit import epsilon_lower_bound
-from lood.data import Split
-from lood.mia import margin_score
-from lood.privacy import (
-    audit_figure,
-    canary_scores,
-    dp_figure,
-    dp_summary,
-    dp_table,
-    empirical_lood,
-    gaussian_kl,
-    inversion_comparison,
-    make_canaries,
-)
-from lood.training import one_run_audit
+from lood.data.split import Split
+from lood.figures.privacy import audit_figure, dp_figure
+from lood.privacy.audit import epsilon_lower_bound
+from lood.privacy.canaries import canary_scores, make_canaries
+from lood.privacy.dp_tables import dp_summary, dp_table, empirical_lood, gaussian_kl
+from lood.privacy.mia import margin_score
+from lood.privacy.reconstruction import inversion_comparison
+from lood.privacy.spec import AuditSpec
+from lood.train.jobs import one_run_audit
 
 MODEL = {"depth": 1, "width": 64, "activation": "relu", "W_std": 1.4142135623730951,
          "b_std": 0.0, "parameterization": "ntk"}  # fmt: skip
@@ -150,7 +145,8 @@ def test_one_run_audit_detects_memorisation_and_respects_dp():
     """Mislabelled canaries are memorised without DP (every guess right: the largest bound r
     guesses can give); under DP-SGD the bound stays below the accountant's epsilon."""
     split = _split()
-    table, arrays = one_run_audit(split, MODEL, TRAIN, AUDIT, "plain")
+    audit = AuditSpec.from_config(AUDIT | {"enabled": True})
+    table, arrays = one_run_audit(make_job(split, MODEL, TRAIN), audit, "plain")
     assert len(table) == 3 and (table.r == 16).all()
     best = epsilon_lower_bound(60, 16, 16, 1e-5, 0.95)
     assert (table.v == 16).all() and np.allclose(table.eps_lower_bound, best)
@@ -159,7 +155,7 @@ def test_one_run_audit_detects_memorisation_and_respects_dp():
     assert (arrays["canary_labels"] != split.y_train[arrays["canary_idx"]]).all()
     assert 0.3 < arrays["included"].mean() < 0.7
     dp = {"enabled": True, "target_epsilon": 1.0, "max_grad_norm": 1.0, "delta": 1e-3}
-    table_dp, _ = one_run_audit(split, MODEL, TRAIN | {"dp": dp}, AUDIT, "dp")
+    table_dp, _ = one_run_audit(make_job(split, MODEL, TRAIN | {"dp": dp}), audit, "dp")
     assert np.allclose(table_dp.eps_accountant, table_dp.eps_accountant[0])
     assert 0.95 <= table_dp.eps_accountant[0] <= 1.0
     assert (table_dp.eps_lower_bound < table_dp.eps_accountant).all()

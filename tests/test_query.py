@@ -5,21 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import train_spec
 
 from lood.arch import Architecture
 from lood.config import derive_seed
-from lood.data import Split
-from lood.landscape import (
+from lood.data.split import Split
+from lood.nngp.gp import centred_one_hot, fit_gp, kl_gaussians, lood_self
+from lood.nngp.kernel import nngp_kernel
+from lood.nngp.landscape import (
     landscape_grid,
     landscape_queries,
-    mia_landscape_table,
-    out_masks_and_seeds,
     random_direction,
     raw_step_to_normalized,
 )
-from lood.mia import mia_table
-from lood.nngp import centred_one_hot, fit_gp, kl_gaussians, lood_self, nngp_kernel
-from lood.query import (
+from lood.nngp.query import (
     initial_query,
     kernel_cosine,
     lood_landscape,
@@ -28,7 +27,8 @@ from lood.query import (
     pixel_l2,
     query_lood,
 )
-from lood.training import role_masks_and_seeds
+from lood.privacy.mia import mia_landscape_table, mia_table
+from lood.train.jobs import out_masks_and_seeds, role_masks_and_seeds
 
 SIGMA2 = 0.05
 
@@ -170,8 +170,9 @@ def test_directions_and_normalisation():
 
 def test_out_masks_and_seeds_match_the_training_jobs():
     differ = np.array([9, 3, 12, 5, 0])
-    train = {"seed": 4, "n_out": 3, "shard_size": 2}
-    masks, seeds = out_masks_and_seeds(15, differ, np.array([12, 9]), train)
+    train = train_spec({"seed": 4, "n_out": 3, "shard_size": 2, "epochs": 1, "lr": 0.1,
+                        "batch_size": 4})  # fmt: skip
+    masks, seeds = out_masks_and_seeds(15, np.array([12, 9]), train)
     m1, s1, r1 = role_masks_and_seeds("out", 15, differ, train, 1)  # shard of record 12
     j = int(np.flatnonzero(r1 == 12)[0])
     np.testing.assert_array_equal(masks[:3], m1[3 * j : 3 * j + 3])

@@ -171,6 +171,29 @@ def test_slurm_profile_plans(tiny_run, tmp_path):
     assert {"train_in", "train_out", "lood"} <= planned_rules(proc)
 
 
+def test_report_builds_for_the_tiny_config(tiny_run, tmp_path):
+    """``snakemake --report`` packs every figure and table with its caption."""
+    work, config = tiny_run
+    report = tmp_path / "report.html"
+    proc = snakemake(work, config, "--report", str(report))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = report.read_text(errors="ignore")
+    for caption in ["correlation", "memorization", "landscape", "influence", "audit"]:
+        assert caption in text, caption
+    assert report.stat().st_size > 100_000
+
+
+def test_one_key_overridden_from_the_command_line(tiny_run):
+    """Snakemake hands nested ``--config`` values over as strings; they are coerced by the
+    schema's types, so one key can be overridden without a config file."""
+    work, config = tiny_run
+    proc = snakemake(work, config, "-n", "--config", "nngp={sigma2: 0.2}")
+    assert {"lood", "lood_all"} <= planned_rules(proc)
+    assert "train_in" not in planned_rules(proc)
+    bad = snakemake(work, config, "-n", "--config", "nngp={sigma2: zero}")
+    assert bad.returncode != 0 and "nngp.sigma2" in bad.stdout + bad.stderr
+
+
 def test_memorization_outputs(tiny_run, tmp_path):
     """Random-subset models: the .npz keys, both tables and their consistency, the figures, and
     that only the memorization rules rerun when its settings change."""
@@ -231,7 +254,7 @@ def test_influence_outputs(tiny_run, tmp_path):
     stats = pd.read_csv(base / "influence_correlation.csv")
     assert list(stats.y) == ["tracin", "influence_function", "mean_dist_lood"]
     assert (base / "figures" / "influence.png").stat().st_size > 1000
-    from lood.models import load_params
+    from lood.train.models import load_params
 
     ckpt, meta = load_params(base / "influence" / "checkpoints.safetensors")
     assert ckpt["W0"].shape[0] == 3 and meta["epochs"] == "[1, 2, 3]"  # tiny: 3 epochs

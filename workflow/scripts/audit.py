@@ -6,18 +6,13 @@ sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.audit")
 log.info("job started; loading torch")
 
-from lood.data import Split  # noqa: E402
 from lood.io import savez, write_csv  # noqa: E402
-from lood.training import one_run_audit  # noqa: E402
+from lood.privacy.spec import AuditSpec  # noqa: E402
+from lood.train.jobs import job_from_config, one_run_audit  # noqa: E402
 
-table, arrays = one_run_audit(
-    Split.load(sm.input.split),
-    sm.params.model,
-    sm.params.train,
-    sm.params.audit,
-    sm.wildcards.experiment,
-    threads=sm.threads,
-    logger=log,
-)
+experiment = sm.wildcards.experiment
+where = f"experiment {experiment!r}, audit"
+job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
+table, arrays = one_run_audit(job, AuditSpec.from_config(sm.params.audit), experiment)
 savez(sm.output.scores, **arrays)
 write_csv(table, sm.output.table, allow_nan=["accuracy", "eps_accountant"])  # inf: non-DP

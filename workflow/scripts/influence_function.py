@@ -3,16 +3,18 @@
 import pandas as pd
 import torch
 
-from lood.data import Split
-from lood.influence import Checkpoints, influence_self
+from lood.data.split import Split
+from lood.influence.functions import influence_self
+from lood.influence.spec import InfluenceSpec
+from lood.influence.tracin import Checkpoints
 from lood.io import write_csv
 from lood.logs import setup_logging
-from lood.training import pick_device
+from lood.train.jobs import pick_device
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.influence_function")
 torch.set_num_threads(max(1, int(sm.threads)))
-p = sm.params.influence
+p = InfluenceSpec.from_config(sm.params.influence)
 split = Split.load(sm.input.split)
 differ = pd.read_csv(sm.input.differ)
 idx = differ["differ_idx"].to_numpy().copy()  # writable: torch indexes with it
@@ -21,12 +23,12 @@ device = pick_device(sm.params.device)
 x = torch.tensor(split.x_train, dtype=torch.float64, device=device)
 y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
 # the training objective's Hessian includes its L2 term: weight decay adds to the damping
-damping = float(p["damping"]) + ck.weight_decay
+damping = p.damping + ck.weight_decay
 res = influence_self(
-    ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], damping=damping, method=p["method"],
-    curvature=p["curvature"], cg_tol=float(p["cg_tol"]), cg_max_iter=int(p["cg_max_iter"]),
-    lissa_scale=float(p["lissa_scale"]), lissa_depth=int(p["lissa_depth"]),
-    hvp_batch_size=int(p["hvp_batch_size"]),
+    ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], damping=damping, method=p.method,
+    curvature=p.curvature, cg_tol=p.cg_tol, cg_max_iter=p.cg_max_iter,
+    lissa_scale=p.lissa_scale, lissa_depth=p.lissa_depth,
+    hvp_batch_size=p.hvp_batch_size,
 )  # fmt: skip
 sol = res.solve
 table = differ[["differ_idx", "label"]].assign(
@@ -40,7 +42,7 @@ table = differ[["differ_idx", "label"]].assign(
 )
 write_csv(table, sm.output[0])
 log.info("influence function (%s, %s, damping %g): mean %.4g; solver iterations %d..%d, max residual "
-         "%.2g, %d/%d converged, %d met negative curvature", p["method"], p["curvature"], damping,
+         "%.2g, %d/%d converged, %d met negative curvature", p.method, p.curvature, damping,
          table.influence_function.mean(), sol.iterations.min(), sol.iterations.max(),
          sol.residual.max(), sol.converged.sum(), len(table), sol.negative_curvature.sum())  # fmt: skip
 if not sol.converged.all():

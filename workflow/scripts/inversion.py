@@ -11,23 +11,25 @@ import torch  # noqa: E402
 
 from lood.arch import Architecture  # noqa: E402
 from lood.config import derive_seed  # noqa: E402
-from lood.data import Split  # noqa: E402
-from lood.inversion import mi_face, pixel_bounds, reconstruction_metrics  # noqa: E402
+from lood.data.split import Split  # noqa: E402
 from lood.io import savez, write_csv  # noqa: E402
-from lood.models import load_params, n_models, select_models  # noqa: E402
+from lood.privacy.inversion import mi_face, pixel_bounds  # noqa: E402
+from lood.privacy.reconstruction import reconstruction_metrics  # noqa: E402
+from lood.privacy.spec import InversionSpec  # noqa: E402
+from lood.train.models import load_params, n_models, select_models  # noqa: E402
 
 torch.set_num_threads(sm.threads)
-p = sm.params.inversion
+p = InversionSpec.from_config(sm.params.inversion)
 split = Split.load(sm.input.split)
 arch = Architecture.from_config(sm.params.model, split.n_classes)
 params, _ = load_params(sm.input.weights)
-k = min(int(p["n_models"]), n_models(params))
+k = min(p.n_models, n_models(params))
 params = select_models(params, list(range(k)))
 # x = 0 (the mean image) is a stationary point of bias-free relu networks: start just off it
-rng = np.random.default_rng(derive_seed(int(p["seed"]), "inversion"))
-x0 = rng.normal(0.0, float(p["init_noise"]), size=split.x_train.shape[1])
-res = mi_face(params, arch, x_init=x0, lr=p["lr"], n_steps=p["n_steps"], patience=p["patience"],
-              tol=p["tol"], gamma=p["gamma"], l2=p["l2"], tv=p["tv"],
+rng = np.random.default_rng(derive_seed(p.seed, "inversion"))
+x0 = rng.normal(0.0, p.init_noise, size=split.x_train.shape[1])
+res = mi_face(params, arch, x_init=x0, lr=p.lr, n_steps=p.n_steps, patience=p.patience,
+              tol=p.tol, gamma=p.gamma, l2=p.l2, tv=p.tv,
               image_shape=tuple(split.image_shape), bounds=pixel_bounds(split.x_train),
               logger=log)  # fmt: skip
 x_raw = split.unnormalize(res.x.reshape(-1, res.x.shape[-1])).reshape(res.x.shape)

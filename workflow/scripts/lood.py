@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from lood.data import Split
-from lood.estimates import lood_table
+from lood.data.split import Split
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
+from lood.nngp.tables import lood_table
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], f"lood.lood_{sm.params.mode}")

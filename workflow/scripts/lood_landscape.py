@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 
 from lood.arch import Architecture
-from lood.data import Split
+from lood.data.split import Split
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.nngp import centred_one_hot, fit_gp
-from lood.query import lood_landscape
+from lood.nngp.gp import centred_one_hot, fit_gp
+from lood.nngp.query import lood_landscape
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.lood_landscape")

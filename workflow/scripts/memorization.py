@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from lood.data import Split
+from lood.data.split import Split
+from lood.influence.memorization import memorization_tables
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.memorization import memorization_tables
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.memorization")

@@ -4,16 +4,18 @@ import pandas as pd
 
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.mia import mia_table
+from lood.privacy.mia import mia_table
+from lood.privacy.spec import MiaSpec
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.mia")
+mia = MiaSpec.from_config(sm.params.mia)
 table = mia_table(
     differ=pd.read_csv(sm.input.differ),
     models_in=load_npz(sm.input.models_in),
     models_out=[load_npz(p) for p in sm.input.models_out],
-    n_splits=sm.params.mia["n_splits"],
-    seed=sm.params.mia["seed"],
+    n_splits=mia.n_splits,
+    seed=mia.seed,
 )
 write_csv(table, sm.output[0])
 log.info("MIA AUC mean %.3f (min %.3f, max %.3f) over %d records",

@@ -9,21 +9,23 @@ logged and saved (0 on CPU: bit-for-bit reproduction).
 import numpy as np
 import pandas as pd
 
-from lood.data import Split
 from lood.io import load_npz, savez, write_csv
-from lood.landscape import in_model_outputs, mia_landscape_table, retrain_out_outputs
 from lood.logs import setup_logging
+from lood.privacy.mia import mia_landscape_table
+from lood.privacy.spec import MiaSpec
+from lood.train.jobs import job_from_config, retrain_out_outputs, saved_model_outputs
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.mia_landscape")
-split = Split.load(sm.input.split)
+where = f"experiment {sm.wildcards.experiment!r}, landscape out models"
+job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
+split, mia = job.split, MiaSpec.from_config(sm.params.mia)
 differ = pd.read_csv(sm.input.differ)
 differ_idx = differ["differ_idx"].to_numpy()
 q = load_npz(sm.input.queries)
 records, t, queries = q["records"], q["t"], q["queries"]
 positions = np.array([int(np.flatnonzero(differ_idx == r)[0]) for r in records])
-out_q, out_differ = retrain_out_outputs(split, differ_idx, records, queries, sm.params.model,
-                                        sm.params.train, threads=sm.threads, logger=log)  # fmt: skip
+out_q, out_differ = retrain_out_outputs(job, differ_idx, records, queries)
 stored = {}
 for path in sm.input.models_out:
     shard = load_npz(path)
@@ -35,9 +37,9 @@ log.info("re-trained out models vs models/out_*.npz on the differing records: ma
          max_diff)  # fmt: skip
 if max_diff > 1e-4:
     log.warning("re-trained out models differ from the stored ones (non-deterministic device?)")
-in_q = in_model_outputs(sm.input.weights_in, sm.params.model, split.n_classes, queries)
+in_q = saved_model_outputs(sm.input.weights_in, job.arch, queries)
 table = mia_landscape_table(in_q, out_q, records, split.y_train[records], positions, t,
-                            sm.params.mia["n_splits"], sm.params.mia["seed"])  # fmt: skip
+                            mia.n_splits, mia.seed)  # fmt: skip
 write_csv(table, sm.output.table)
 savez(sm.output.outputs, records=records, t=t, in_outputs=in_q, out_outputs=out_q,
       out_outputs_differ=out_differ, stored_out_outputs_differ=stored_differ,

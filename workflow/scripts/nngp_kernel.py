@@ -3,10 +3,10 @@
 import time
 
 from lood.arch import Architecture
-from lood.data import Split
+from lood.data.split import Split
 from lood.io import savez
 from lood.logs import setup_logging
-from lood.nngp import nngp_kernel
+from lood.nngp.kernel import nngp_kernel
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.nngp_kernel")

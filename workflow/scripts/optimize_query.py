@@ -5,25 +5,26 @@ import pandas as pd
 
 from lood.arch import Architecture
 from lood.config import derive_seed
-from lood.data import Split
+from lood.data.split import Split
 from lood.io import load_npz, savez, write_csv
-from lood.landscape import landscape_records
 from lood.logs import setup_logging
-from lood.query import initial_query, make_objective, optimize_query, reconstruction_row
+from lood.nngp.landscape import landscape_records
+from lood.nngp.query import initial_query, make_objective, optimize_query, reconstruction_row
+from lood.nngp.spec import QuerySpec
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.optimize_query")
-p = sm.params.query
+p = QuerySpec.from_config(sm.params.query)
 split = Split.load(sm.input.split)
 arch = Architecture.from_config(sm.params.model, split.n_classes)
 obj = make_objective(arch, split.x_train, load_npz(sm.input.kernel)["K"], split.y_train,
                      sm.params.sigma2)  # fmt: skip
-records = landscape_records(pd.read_csv(sm.input.differ)["differ_idx"].to_numpy(), p["n_records"])
+records = landscape_records(pd.read_csv(sm.input.differ)["differ_idx"].to_numpy(), p.n_records)
 rows, hist, best, init = [], [], [], []
 for record in records:
-    q0, baseline = initial_query(split.x_train, int(record), p["query_size"], p["init"],
-                                 derive_seed(p["seed"], "query", int(record)))  # fmt: skip
-    res = optimize_query(obj, int(record), q0, p["lr"], p["n_steps"], p["patience"], p["tol"],
+    q0, baseline = initial_query(split.x_train, int(record), p.query_size, p.init,
+                                 derive_seed(p.seed, "query", int(record)))  # fmt: skip
+    res = optimize_query(obj, int(record), q0, p.lr, p.n_steps, p.patience, p.tol,
                          log_every=50, logger=log)  # fmt: skip
     row = reconstruction_row(obj, res, int(record), baseline, split.unnormalize)
     log.info("record %d: LOOD %.4g at the record, %.4g -> %.4g optimised in %d steps; kernel "

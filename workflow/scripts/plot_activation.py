@@ -2,12 +2,9 @@
 
 import pandas as pd
 
-from lood.comparison import (
-    activation_figure,
-    activation_stats,
-    activation_table,
-    check_same_records,
-)
+from lood.compare import activation_stats, activation_table, check_same_records
+from lood.figures.comparison import activation_figure
+from lood.figures.spec import PlotSpec
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
 
@@ -31,8 +28,8 @@ long = activation_table(
 write_csv(long, sm.output.table)
 stats = activation_stats(long)
 write_csv(stats, sm.output.stats, allow_nan=["pearson_r", "pearson_p", "spearman_r", "spearman_p"])
-p = sm.params.plots
-activation_figure(long, sm.output.figures, style=p["style"], context=p["context"], dpi=p["dpi"])
+p = PlotSpec.from_config(sm.params.plots)
+activation_figure(long, sm.output.figures, style=p.style, context=p.context, dpi=p.dpi)
 for r in stats.itertuples():
     log.info("%s %s/%s %s vs %s: Pearson r=%.3f (p=%.2g), means %.4g / %.4g", r.comparison,
              r.experiment_a, r.experiment_b, r.metric_a, r.metric_b, r.pearson_r, r.pearson_p,

@@ -2,13 +2,15 @@
 
 import pandas as pd
 
+from lood.figures.correlation import Panel, correlation_figure
+from lood.figures.spec import PlotSpec
 from lood.logs import setup_logging
-from lood.plots import Panel, correlation_figure, write_correlation_stats
+from lood.stats import write_correlation_stats
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_correlation")
 df = pd.read_csv(sm.input.mia).merge(pd.read_csv(sm.input.lood), on=["differ_idx", "label"])
-p = sm.params.plots
+p = PlotSpec.from_config(sm.params.plots)
 rows = correlation_figure(
     df,
     [
@@ -20,8 +22,8 @@ rows = correlation_figure(
     ],
     sm.output.figures,
     title=f"{sm.wildcards.experiment}: LOOD vs leave-one-out retraining ({len(df)} records)",
-    style=p["style"],
-    context=p["context"],
-    dpi=p["dpi"],
+    style=p.style,
+    context=p.context,
+    dpi=p.dpi,
 )
 write_correlation_stats(rows, sm.output.stats, log)

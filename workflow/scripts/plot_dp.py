@@ -2,10 +2,12 @@
 
 import pandas as pd
 
-from lood.comparison import check_same_records
+from lood.compare import check_same_records
+from lood.figures.privacy import dp_figure
+from lood.figures.spec import PlotSpec
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.privacy import dp_figure, dp_summary, dp_table, models_epsilon
+from lood.privacy.dp_tables import dp_summary, dp_table, models_epsilon
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_dp")
@@ -24,8 +26,8 @@ long = dp_table(
 write_csv(long, sm.output.table, allow_nan=["epsilon"])
 summary = dp_summary(long)
 write_csv(summary, sm.output.summary, allow_nan=list(summary.columns))
-p = sm.params.plots
-dp_figure(long, sm.output.figures, style=p["style"], context=p["context"], dpi=p["dpi"])
+p = PlotSpec.from_config(sm.params.plots)
+dp_figure(long, sm.output.figures, style=p.style, context=p.context, dpi=p.dpi)
 for r in summary.itertuples():
     log.info("%s (epsilon %.3g): test accuracy %.3f, MIA AUC %.3f +- %.3f, empirical LOOD %.3g, "
              "KL LOOD vs MIA AUC r=%.2f", r.experiment, r.epsilon, r.test_acc, r.mia_auc_mean,

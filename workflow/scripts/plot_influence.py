@@ -2,10 +2,12 @@
 
 import pandas as pd
 
-from lood.comparison import influence_figure, influence_table
+from lood.compare import influence_table
+from lood.figures.comparison import influence_figure
+from lood.figures.spec import PlotSpec
 from lood.io import write_csv
 from lood.logs import setup_logging
-from lood.plots import write_correlation_stats
+from lood.stats import write_correlation_stats
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_influence")
@@ -16,13 +18,13 @@ df = influence_table(
     pd.read_csv(sm.input.influence),
 )
 write_csv(df, sm.output.scores)
-p = sm.params.plots
+p = PlotSpec.from_config(sm.params.plots)
 rows = influence_figure(
     df,
     sm.output.figures,
     title=f"{sm.wildcards.experiment}: influence vs prediction difference ({len(df)} records)",
-    style=p["style"],
-    context=p["context"],
-    dpi=p["dpi"],
+    style=p.style,
+    context=p.context,
+    dpi=p.dpi,
 )
 write_correlation_stats(rows, sm.output.stats, log)

@@ -2,12 +2,14 @@
 
 import pandas as pd
 
-from lood.data import Split
-from lood.inversion import class_means, inversion_figure
+from lood.data.split import Split
+from lood.figures.common import save_figure
+from lood.figures.privacy import inversion_figure
+from lood.figures.spec import PlotSpec
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.plots import save_figure
-from lood.privacy import experiment_label, inversion_comparison, models_epsilon
+from lood.privacy.dp_tables import experiment_label, models_epsilon
+from lood.privacy.reconstruction import class_means, inversion_comparison
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_inversion")
@@ -36,7 +38,7 @@ write_csv(table, sm.output.table, allow_nan=["epsilon", "confidence", "corr_targ
                                                "corr_class_mean"])  # fmt: skip
 titles = [f"class {c}" for c in split.classes]
 fig = inversion_figure(means, recons, split.image_shape, extra=extra, titles=titles)
-save_figure(fig, sm.output.figures, dpi=sm.params.plots["dpi"])
+save_figure(fig, sm.output.figures, dpi=PlotSpec.from_config(sm.params.plots).dpi)
 for r in table.itertuples():
     log.info("%s %s%s: correlation with its target %.3f, with the class mean %.3f",
              r.method, r.experiment, "" if r.record < 0 else f" record {r.record}",

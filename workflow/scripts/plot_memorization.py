@@ -2,16 +2,17 @@
 
 import pandas as pd
 
-from lood.data import Split
+from lood.data.split import Split
+from lood.figures.correlation import Panel, correlation_figure, histogram_figure
+from lood.figures.memorization import memorization_images_figure
+from lood.figures.spec import PlotSpec
 from lood.io import write_csv
 from lood.logs import setup_logging
-from lood.memorization_plots import memorization_images_figure
-from lood.plots import Panel, correlation_figure, histogram_figure
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_memorization")
-p = sm.params.plots
-style = {"style": p["style"], "context": p["context"], "dpi": p["dpi"]}
+p = PlotSpec.from_config(sm.params.plots)
+style = {"style": p.style, "context": p.context, "dpi": p.dpi}
 name = sm.wildcards.experiment
 mem = pd.read_csv(sm.input.memorization)
 histogram_figure(
@@ -26,7 +27,7 @@ histogram_figure(
 memorization_images_figure(
     Split.load(sm.input.split), mem, sm.params.n_examples, sm.output.examples,
     title=f"{name}: most (top) and least (bottom) memorized training images",
-    style="white", context=p["context"], dpi=p["dpi"],
+    style="white", context=p.context, dpi=p.dpi,
 )  # fmt: skip
 
 # lood_all.csv (idx) in the all-records mode, else lood.csv (differ_idx)

@@ -9,20 +9,17 @@ log.info("job started; loading torch")
 
 import pandas as pd  # noqa: E402
 
-from lood.data import Split  # noqa: E402
-from lood.training import train_role  # noqa: E402
+from lood.train.jobs import job_from_config, train_role  # noqa: E402
 
-shard = int(sm.wildcards.get("shard", 0)) if sm.params.role == "out" else None
+role, experiment = sm.params.role, sm.wildcards.experiment
+shard = int(sm.wildcards.shard) if role == "out" else None
+where = f"experiment {experiment!r}, {role} models" + (f", shard {shard}" if role == "out" else "")
+job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
 train_role(
-    role=sm.params.role,
-    split=Split.load(sm.input.split),
+    role,
+    job,
     differ_idx=pd.read_csv(sm.input.differ)["differ_idx"].to_numpy(),
-    model_cfg=sm.params.model,
-    train_cfg=sm.params.train,
-    experiment=sm.wildcards.experiment,
     shard=shard,
     out_npz=sm.output.models,
     out_weights=sm.output.get("weights"),
-    threads=sm.threads,
-    logger=log,
 )

@@ -1,0 +1,127 @@
+# Cross-experiment rules: outputs about all experiments of a config together, in
+# results/<comparison>/ (the same differing records compared across activations, DP settings,
+# audits and inversions).
+
+if len(EXPERIMENTS) >= 2 and config["comparison"] in EXPERIMENTS:
+    raise WorkflowError(
+        f"experiments: {config['comparison']!r} is the comparison folder (config key comparison)"
+    )
+
+
+rule plot_activation:
+    """LOOD and MIA AUC of the same records across experiments (e.g. relu vs gelu)."""
+    input:
+        **same_record_inputs(),
+    output:
+        table=f"{COMPARISON}/activation.csv",
+        stats=f"{COMPARISON}/activation_correlation.csv",
+        figures=report(
+            figure_paths(f"{COMPARISON}/figures/activation"),
+            caption="../workflow/report/activation.rst",
+            category="comparison",
+        ),
+    params:
+        experiments=EXPERIMENTS,
+        activations={e: section("model.activation")(e) for e in EXPERIMENTS},
+        plots=section("plots"),
+    log:
+        f"{COMPARISON}/logs/plot_activation.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_activation.py"
+
+
+rule plot_dp:
+    """MIA AUC, empirical and NNGP LOOD of the same records under non-DP and DP-SGD training."""
+    input:
+        **same_record_inputs(),
+        **{f"in_{e}": p for e, p in per_experiment("{results}/{experiment}/models/in.npz").items()},
+    output:
+        table=f"{COMPARISON}/dp.csv",
+        summary=report(
+            f"{COMPARISON}/dp_summary.csv",
+            caption="../workflow/report/dp_table.rst",
+            category="comparison",
+        ),
+        figures=report(
+            figure_paths(f"{COMPARISON}/figures/dp"),
+            caption="../workflow/report/dp.rst",
+            category="comparison",
+        ),
+    params:
+        experiments=EXPERIMENTS,
+        plots=section("plots"),
+    log:
+        f"{COMPARISON}/logs/plot_dp.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_dp.py"
+
+
+rule plot_audit:
+    """Audit epsilon lower bounds beside the accountant's epsilon, for every experiment."""
+    input:
+        **{e: p for e, p in per_experiment("{results}/{experiment}/audit/audit.csv").items()},
+    output:
+        table=report(
+            f"{COMPARISON}/audit.csv",
+            caption="../workflow/report/audit_table.rst",
+            category="comparison",
+        ),
+        figures=report(
+            figure_paths(f"{COMPARISON}/figures/audit"),
+            caption="../workflow/report/audit.rst",
+            category="comparison",
+        ),
+    params:
+        plots=section("plots"),
+    log:
+        f"{COMPARISON}/logs/plot_audit.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_audit.py"
+
+
+rule plot_inversion:
+    """Class averages beside the MI-FACE reconstructions of every experiment (and NNGP queries)."""
+    input:
+        unpack(inversion_plot_inputs),
+    output:
+        table=report(
+            f"{COMPARISON}/inversion.csv",
+            caption="../workflow/report/inversion_table.rst",
+            category="comparison",
+        ),
+        figures=report(
+            figure_paths(f"{COMPARISON}/figures/inversion"),
+            caption="../workflow/report/inversion.rst",
+            category="comparison",
+        ),
+    params:
+        experiments=EXPERIMENTS,
+        plots=section("plots"),
+    log:
+        f"{COMPARISON}/logs/plot_inversion.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_inversion.py"

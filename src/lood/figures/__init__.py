@@ -1,0 +1,27 @@
+"""Every figure of the workflow (matplotlib/seaborn only: a plot job imports neither torch
+nor jax)."""
+
+from lood.lazy import exports
+
+#: public name -> module of this package that defines it (imported on first use)
+PUBLIC = {
+    "activation_figure": "comparison",
+    "as_image": "common",
+    "audit_figure": "privacy",
+    "correlation_figure": "correlation",
+    "dp_figure": "privacy",
+    "extreme_records": "memorization",
+    "histogram_figure": "correlation",
+    "history_figure": "landscape",
+    "influence_figure": "comparison",
+    "inversion_figure": "privacy",
+    "landscape_figure": "landscape",
+    "log_axes": "common",
+    "memorization_images_figure": "memorization",
+    "Panel": "correlation",
+    "PlotSpec": "spec",
+    "reconstruction_figure": "landscape",
+    "save_figure": "common",
+}
+__all__ = sorted(PUBLIC)
+__getattr__ = exports(__name__, PUBLIC)

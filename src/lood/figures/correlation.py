@@ -1,0 +1,114 @@
+"""Figures: correlation of NNGP LOOD with the retrained-model ground truth, and the histogram of
+the LOOD of every training record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from lood.figures.common import save_figure
+from lood.stats import correlation_stats
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One scatter panel: ``y`` against ``x`` columns of a table, with axis labels."""
+
+    x: str
+    y: str
+    xlabel: str
+    ylabel: str
+    logx: bool = False
+
+
+def _label(s: dict[str, float]) -> str:
+    return (
+        f"Pearson r={s['pearson_r']:.2f} (p={s['pearson_p']:.1e})\n"
+        f"Spearman ρ={s['spearman_r']:.2f} (p={s['spearman_p']:.1e})\nn={int(s['n'])}"
+    )
+
+
+def correlation_figure(
+    df: pd.DataFrame,
+    panels: Sequence[Panel],
+    outputs: Sequence[str | os.PathLike[str]],
+    title: str = "",
+    style: str = "whitegrid",
+    context: str = "paper",
+    dpi: int = 150,
+    panel_size: float = 3.6,
+) -> list[dict[str, float | str]]:
+    """Scatter + regression line per panel with r and p in the legend; save to every output path.
+
+    Returns one row of correlation statistics per panel (also useful as a table).
+    """
+    sns.set_theme(style=style, context=context)
+    fig, axes = plt.subplots(1, len(panels), figsize=(panel_size * len(panels), panel_size))
+    axes = np.atleast_1d(axes)
+    rows: list[dict[str, float | str]] = []
+    for ax, panel in zip(axes, panels, strict=True):
+        x = df[panel.x].to_numpy(dtype=float)
+        y = df[panel.y].to_numpy(dtype=float)
+        s = correlation_stats(x, y)
+        rows.append({"x": panel.x, "y": panel.y, **s})
+        sns.regplot(
+            x=x, y=y, ax=ax, logx=panel.logx and bool(np.all(x > 0)), ci=95,
+            scatter_kws={"s": 18, "alpha": 0.75}, line_kws={"label": _label(s)},
+        )  # fmt: skip
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        if panel.logx and np.all(x > 0):
+            _log_x(ax)
+        ax.legend(loc="best", fontsize="small", frameon=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, outputs, dpi=dpi)
+    return rows
+
+
+def histogram_figure(
+    values: np.ndarray,
+    outputs: Sequence[str | os.PathLike[str]],
+    xlabel: str,
+    title: str = "",
+    logx: bool = True,
+    highlight: np.ndarray | None = None,
+    style: str = "whitegrid",
+    context: str = "paper",
+    dpi: int = 150,
+) -> None:
+    """Histogram of a per-record score (log-x by default), optional marks for selected records."""
+    sns.set_theme(style=style, context=context)
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    use_log = logx and bool(np.all(values > 0))
+    sns.histplot(values, bins=50, log_scale=use_log, ax=ax, color="C0")
+    if use_log:
+        _log_x(ax)
+    if highlight is not None and len(highlight):
+        sns.rugplot(np.asarray(highlight, dtype=float), ax=ax, color="C3", height=0.05, lw=1.2,
+                    label="differing records")  # fmt: skip
+        ax.legend(fontsize="small")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("records")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    save_figure(fig, outputs, dpi=dpi)
+
+
+def _log_x(ax: plt.Axes) -> None:
+    """Log x axis with plain-number ticks at 1, 2, 5 x 10^k (no cluttered minor labels)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -1,0 +1,129 @@
+"""NNGP kernels of the fully connected architecture (neural-tangents ``stax``, float64, batched)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+import warnings  # noqa: E402
+
+from lood.arch import Architecture  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from neural_tangents import stax  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel
+# --------------------------------------------------------------------------------------------
+def stax_network(arch: Architecture) -> tuple[Any, Any, Any]:
+    """neural-tangents ``(init_fn, apply_fn, kernel_fn)`` of the same architecture as the torch net.
+
+    ``[Dense(width), act] * depth + Dense(n_outputs)`` with the same ``W_std``/``b_std`` and
+    parameterization, so its NNGP kernel is the infinite-width limit of the finite networks.
+    """
+    b_std = None if arch.b_std == 0 else float(arch.b_std)
+    act = {"relu": stax.Relu, "gelu": lambda: stax.Gelu(approximate=False)}[arch.activation]
+    layers = []
+    for _ in range(arch.depth):
+        layers += [
+            stax.Dense(
+                arch.width,
+                W_std=float(arch.W_std),
+                b_std=b_std,
+                parameterization=arch.parameterization,
+            ),
+            act(),
+        ]
+    layers.append(
+        stax.Dense(
+            arch.n_outputs,
+            W_std=float(arch.W_std),
+            b_std=b_std,
+            parameterization=arch.parameterization,
+        )
+    )
+    return stax.serial(*layers)
+
+
+@lru_cache(maxsize=16)
+def _jitted_kernel_fn(arch: Architecture) -> Any:
+    kernel_fn = stax_network(arch)[2]
+    return jax.jit(kernel_fn, static_argnames=("get",))
+
+
+def _as_inputs(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array [n, d], got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} must contain at least one row")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values")
+    return arr
+
+
+def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
+    if x.shape[0] == n:
+        return x
+    return np.concatenate([x, np.zeros((n - x.shape[0], x.shape[1]), dtype=x.dtype)], axis=0)
+
+
+def nngp_kernel(
+    arch: Architecture, x1: Any, x2: Any | None = None, batch_size: int = 0
+) -> np.ndarray:
+    """NNGP kernel ``K(x1, x2)`` [n1, n2] (float64) of ``arch``; ``x2=None`` means ``x1``.
+
+    With ``batch_size > 0`` the kernel is computed in ``batch_size x batch_size`` blocks (padded to
+    one compiled shape; only the upper blocks when symmetric), so peak memory beyond the output
+    stays O(batch_size^2) and N = 10^4 fits easily.
+    """
+    x1a = _as_inputs(x1, "x1")
+    symmetric = x2 is None
+    x2a = x1a if symmetric else _as_inputs(x2, "x2")
+    if x1a.shape[1] != x2a.shape[1]:
+        raise ValueError(
+            f"x1 and x2 have different feature sizes: {x1a.shape[1]} != {x2a.shape[1]}"
+        )
+    batch_size = int(batch_size)
+    kfn = _jitted_kernel_fn(arch)
+    if batch_size <= 0:
+        out = kfn(x1a, None if symmetric else x2a, get="nngp")
+        return np.array(out, dtype=np.float64)
+    n1, n2 = x1a.shape[0], x2a.shape[0]
+    b = min(batch_size, max(n1, n2))
+    out = np.empty((n1, n2), dtype=np.float64)
+    for i0 in range(0, n1, b):
+        xi = x1a[i0 : i0 + b]
+        ni = xi.shape[0]
+        xi_p = _pad_rows(xi, b)
+        for j0 in range(i0 if symmetric else 0, n2, b):
+            xj = x2a[j0 : j0 + b]
+            nj = xj.shape[0]
+            blk = np.asarray(kfn(xi_p, _pad_rows(xj, b), get="nngp"), dtype=np.float64)[:ni, :nj]
+            if symmetric and j0 == i0:
+                blk = 0.5 * (blk + blk.T)  # exact symmetry of the diagonal blocks
+            out[i0 : i0 + ni, j0 : j0 + nj] = blk
+            if symmetric and j0 != i0:
+                out[j0 : j0 + nj, i0 : i0 + ni] = blk.T
+    return out
+
+
+def nngp_diag(arch: Architecture, x: Any, batch_size: int = 256) -> np.ndarray:
+    """Diagonal ``K(x_j, x_j)`` [n] of the NNGP kernel (prior variance at each query)."""
+    xa = _as_inputs(x, "x")
+    kfn = _jitted_kernel_fn(arch)
+    b = max(1, min(int(batch_size), xa.shape[0]))
+    out = np.empty(xa.shape[0], dtype=np.float64)
+    for i0 in range(0, xa.shape[0], b):
+        xi = xa[i0 : i0 + b]
+        blk = np.asarray(kfn(_pad_rows(xi, b), None, get="nngp"), dtype=np.float64)
+        out[i0 : i0 + xi.shape[0]] = np.diagonal(blk)[: xi.shape[0]]
+    return out
