@@ -119,3 +119,19 @@ def test_inherit_merges_over_base_and_replaces_experiments(tmp_path):
     assert lc.resolve_inherit({"inherit": "sub/mid.yaml"}, tmp_path)["experiments"] == {"a": {}}
     with pytest.raises(ValueError, match="inherit"):
         lc.resolve_inherit({"inherit": "missing.yaml"}, tmp_path)
+
+
+def test_defaults_come_from_the_schema_in_a_canonical_key_order():
+    """Rule params must not depend on how a file orders its keys (Snakemake compares their
+    repr), and every default comes from the schema."""
+
+    def reverse(d):
+        return {k: reverse(v) if isinstance(v, dict) else v for k, v in reversed(list(d.items()))}
+
+    cfg = base_config()
+    assert list(lc.with_defaults(reverse(cfg))) == list(cfg)
+    assert repr(lc.with_defaults(reverse(cfg))) == repr(lc.with_defaults(cfg))
+    schema_dp = lc.section_schema("train.dp")["properties"]
+    assert lc.section_defaults("train.dp") == {k: v["default"] for k, v in schema_dp.items()}
+    assert lc.with_defaults({"data": {}})["nngp"] == {"sigma2": 0.05, "kernel_batch_size": 0,
+                                                       "all_records": True}  # fmt: skip

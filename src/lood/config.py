@@ -68,23 +68,28 @@ def section_schema(path: str) -> dict[str, Any]:
     return node
 
 
-def _fill_defaults(node: dict[str, Any], value: dict[str, Any]) -> None:
-    for key, sub in _resolve(node).get("properties", {}).items():
+def _fill_defaults(node: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` with the schema's defaults filled in, its keys in the schema's order (so that
+    rule params do not depend on how a config file orders its keys)."""
+    props = _resolve(node).get("properties", {})
+    out: dict[str, Any] = {}
+    for key, sub in props.items():
         sub = _resolve(sub)
-        if key not in value:
-            if "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-            elif sub.get("type") == "object" and "properties" in sub:
-                value[key] = {}
-        if isinstance(value.get(key), dict) and "properties" in sub:
-            _fill_defaults(sub, value[key])
+        if key in value:
+            out[key] = value[key]
+        elif "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+        elif sub.get("type") == "object" and "properties" in sub:
+            out[key] = {}
+        if isinstance(out.get(key), dict) and "properties" in sub:
+            out[key] = _fill_defaults(sub, out[key])
+    out.update({k: v for k, v in value.items() if k not in props})
+    return out
 
 
 def section_defaults(path: str) -> dict[str, Any]:
     """The schema's defaults of one section, e.g. ``section_defaults("train.dp")``."""
-    out: dict[str, Any] = {}
-    _fill_defaults(section_schema(path), out)
-    return out
+    return _fill_defaults(section_schema(path), {})
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
@@ -104,9 +109,7 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     ``experiments`` entries are overrides and stay as written (their missing keys come from the
     top-level sections, see :func:`experiment`).
     """
-    out = copy.deepcopy(config)
-    _fill_defaults(schema(), out)
-    return out
+    return _fill_defaults(schema(), copy.deepcopy(config))
 
 
 def resolve_inherit(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
