@@ -8,11 +8,14 @@ import warnings
 
 import mpmath
 import numpy as np
+import pandas as pd
 import pytest
 
 from lood.arch import Architecture
 from lood.estimates import lood_table
+from lood.io import write_csv
 from lood.nngp import SELF_VAR_RTOL, centred_one_hot, fit_gp, lood_all, lood_self, nngp_kernel
+from lood.privacy import dp_table, empirical_lood, gaussian_kl
 
 ARCH = Architecture(2, 64, "relu", 1.4, 0.0, "ntk", 2)
 
@@ -199,3 +202,46 @@ def test_lood_table_stores_and_logs_the_jitter(caplog):
         plain = lood_table(K, labels, 2, 0.05, np.array([2, 9]))
     assert (plain.jitter == 0).all() and (plain.effective_sigma2 == 0.05).all()
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# ------------------------------------------------------------------ degenerate Gaussians
+def test_gaussian_kl_point_masses():
+    inf = np.inf
+    assert gaussian_kl(1.5, 0.0, 1.5, 0.0) == 0.0  # the same point mass
+    assert gaussian_kl(1.5, 0.0, 1.0, 0.0) == inf  # two different point masses
+    assert gaussian_kl(1.5, 0.0, 1.5, 0.3) == inf  # a point mass against a Gaussian
+    assert gaussian_kl(1.5, 0.3, 1.5, 0.0) == inf  # a Gaussian against a point mass
+    # the definitions are the limits of the formula
+    assert gaussian_kl(0.0, 1e-150, 0.0, 1.0) > 300 and gaussian_kl(0.0, 1.0, 0.0, 1e-150) > 1e250
+    got = gaussian_kl(pd.Series([0.0, 0.0, 1.0, 2.0]), pd.Series([0.0, 1.0, 0.0, 1.0]),
+                      np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0, 0.0, 2.0]))  # fmt: skip
+    expected_last = np.log(2.0) + (1.0 + 1.0) / 8.0 - 0.5
+    np.testing.assert_array_equal(got[:3], [0.0, inf, 0.0])
+    assert got[3] == pytest.approx(expected_last, rel=1e-14)
+    assert not np.isnan(got).any()
+    with pytest.raises(ValueError, match="standard deviations"):
+        gaussian_kl(0.0, -1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        gaussian_kl(np.nan, 1.0, 0.0, 1.0)
+
+
+def test_constant_dp_scores_give_a_writable_dp_table(tmp_path):
+    """All models of a record give the same score (std 0): empirical LOOD is 0 when in and out
+    agree and inf when they do not; dp.csv is written (inf allowed there, NaN still refused)."""
+    n = 3
+    mia = pd.DataFrame({"differ_idx": np.arange(n), "label": 0, "mia_auc": 0.5,
+                        "mia_auc_std": 0.0, "pred_diff": 0.0, "in_test_acc": 0.5,
+                        "in_score_mean": [0.0, 0.0, 0.2], "in_score_std": [0.0, 0.0, 0.1],
+                        "out_score_mean": [0.0, 0.5, 0.1], "out_score_std": [0.0, 0.0, 0.1]})  # fmt: skip
+    emp = empirical_lood(mia)
+    assert emp[0] == 0.0 and emp[1] == np.inf and np.isfinite(emp[2])
+    lood = pd.DataFrame({"differ_idx": np.arange(n), "label": 0, "kl_lood": 1.0,
+                         "mean_dist_lood": 0.1})  # fmt: skip
+    long = dp_table({"dp": (1.0, mia, lood)})
+    path = tmp_path / "dp.csv"
+    write_csv(long, path, allow_nan=["epsilon"], allow_inf=["empirical_lood"])
+    back = pd.read_csv(path)
+    assert back.empirical_lood.tolist()[:2] == [0.0, np.inf]
+    long.loc[2, "empirical_lood"] = np.nan
+    with pytest.raises(ValueError, match="empirical_lood"):
+        write_csv(long, tmp_path / "bad.csv", allow_nan=["epsilon"], allow_inf=["empirical_lood"])
