@@ -14,6 +14,7 @@ import pytest
 from lood.arch import Architecture
 from lood.estimates import lood_table
 from lood.io import write_csv
+from lood.mia import gaussian_lr_auc, mia_table
 from lood.nngp import SELF_VAR_RTOL, centred_one_hot, fit_gp, lood_all, lood_self, nngp_kernel
 from lood.privacy import dp_table, empirical_lood, gaussian_kl
 
@@ -245,3 +246,26 @@ def test_constant_dp_scores_give_a_writable_dp_table(tmp_path):
     long.loc[2, "empirical_lood"] = np.nan
     with pytest.raises(ValueError, match="empirical_lood"):
         write_csv(long, tmp_path / "bad.csv", allow_nan=["epsilon"], allow_inf=["empirical_lood"])
+
+
+# ------------------------------------------------------------------------ NaN / inf MIA scores
+def _mia_inputs(k: int = 12):
+    rng = np.random.default_rng(0)
+    differ = pd.DataFrame({"differ_idx": [7, 2], "label": [0, 1]})
+    models_in = {"outputs_differ": rng.normal(size=(k, 2, 2)), "test_acc": np.full(k, 0.9)}
+    shard = {"records": np.array([7, 2]), "outputs_differ": rng.normal(size=(2, k, 2, 2)),
+             "test_acc": np.full((2, k), 0.8)}  # fmt: skip
+    return differ, models_in, shard
+
+
+def test_mia_with_nan_scores_names_record_and_models():
+    differ, models_in, shard = _mia_inputs()
+    models_in["outputs_differ"][[3, 5], 1, 0] = np.nan  # in models 3 and 5 on record 2
+    with pytest.raises(ValueError, match=r"record 2 \(position 1\).*in model\(s\) \[3, 5\]"):
+        mia_table(differ, models_in, [shard], n_splits=3)
+    differ, models_in, shard = _mia_inputs()
+    shard["outputs_differ"][0, 4, 0, 1] = np.inf  # out model 4 of record 7
+    with pytest.raises(ValueError, match=r"record 7 \(position 0\).*out model\(s\) \[4\]"):
+        mia_table(differ, models_in, [shard], n_splits=3)
+    with pytest.raises(ValueError, match=r"out model\(s\) \[1\]"):
+        gaussian_lr_auc(np.zeros(6), np.array([0.0, np.nan, 1.0, 2.0, 3.0]))
