@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import lood.config as lc
@@ -35,44 +37,67 @@ def put(path: str, value):
     return mutate
 
 
+# name: (mutation, exception type, the full key path the message must name). Schema violations
+# are snakemake WorkflowErrors ("On instance['model']['activation']"), cross-key and data checks
+# ValueErrors that start with the key path.
+BY_SCHEMA, BY_CHECK = WorkflowError, ValueError
 BAD_CONFIGS = {
-    "activation unknown": (put("model.activation", "tanh"), "activation"),
-    "n_in negative": (put("train.n_in", -1), "n_in"),
-    "n_out zero": (put("train.n_out", 0), "n_out"),
-    "epochs wrong type": (put("train.epochs", "ten"), "epochs"),
-    "dataset unknown": (put("data.dataset", "imagenet"), "dataset"),
-    "n_train zero": (put("data.n_train", 0), "n_train"),
-    "n_test zero": (put("data.n_test", 0), "n_test"),
-    "more differing records than data": (put("differ.n", 61), "differ.n"),
-    "class not in dataset": (put("data.classes", [3, 11]), "data.classes"),
-    "single class": (put("data.classes", [3]), "classes"),
-    "repeated class": (put("data.classes", [3, 3]), "classes"),
-    "sigma2 zero": (put("nngp.sigma2", 0), "sigma2"),
-    "sigma2 negative": (put("nngp.sigma2", -0.1), "sigma2"),
-    "lr zero": (put("train.lr", 0), "lr"),
-    "batch larger than data": (put("train.batch_size", 1000), "batch_size"),
-    "optimizer unknown": (put("train.optimizer", "rmsprop"), "optimizer"),
-    "W_std zero": (put("model.W_std", 0), "W_std"),
-    "normalization unknown": (put("data.normalization", "l2"), "normalization"),
-    "typo in a key": (put("model.widht", 64), "widht"),
-    "no experiments": (put("experiments", {}), "experiments"),
+    "activation unknown": (put("model.activation", "tanh"), BY_SCHEMA, "model.activation"),
+    "n_in negative": (put("train.n_in", -1), BY_SCHEMA, "train.n_in"),
+    "n_out zero": (put("train.n_out", 0), BY_SCHEMA, "train.n_out"),
+    "epochs wrong type": (put("train.epochs", "ten"), BY_SCHEMA, "train.epochs"),
+    "dataset unknown": (put("data.dataset", "imagenet"), BY_SCHEMA, "data.dataset"),
+    "n_train zero": (put("data.n_train", 0), BY_SCHEMA, "data.n_train"),
+    "n_test zero": (put("data.n_test", 0), BY_SCHEMA, "data.n_test"),
+    "more differing records than data": (put("differ.n", 61), BY_CHECK, "differ.n"),
+    "class not in dataset": (put("data.classes", [3, 11]), BY_CHECK, "data.classes"),
+    "single class": (put("data.classes", [3]), BY_SCHEMA, "data.classes"),
+    "repeated class": (put("data.classes", [3, 3]), BY_SCHEMA, "data.classes"),
+    "sigma2 zero": (put("nngp.sigma2", 0), BY_SCHEMA, "nngp.sigma2"),
+    "sigma2 negative": (put("nngp.sigma2", -0.1), BY_SCHEMA, "nngp.sigma2"),
+    "lr zero": (put("train.lr", 0), BY_SCHEMA, "train.lr"),
+    "batch larger than data": (
+        put("train.batch_size", 1000),
+        BY_CHECK,
+        "experiments.tiny.train.batch_size",
+    ),
+    "optimizer unknown": (put("train.optimizer", "rmsprop"), BY_SCHEMA, "train.optimizer"),
+    "W_std zero": (put("model.W_std", 0), BY_SCHEMA, "model.W_std"),
+    "normalization unknown": (put("data.normalization", "l2"), BY_SCHEMA, "data.normalization"),
+    "typo in a key": (put("model.widht", 64), BY_SCHEMA, "model.widht"),
+    "no experiments": (put("experiments", {}), BY_SCHEMA, "experiments"),
     "bad experiment override": (
         put("experiments", {"g": {"model": {"activation": "swish"}}}),
-        "activation",
+        BY_SCHEMA,
+        "experiments.g.model.activation",
     ),
-    "npz without path": (put("data.dataset", "npz"), "data.path"),
-    "differ csv missing": (put("differ.csv", "nope.csv"), "differ.csv"),
+    "npz without path": (put("data.dataset", "npz"), BY_CHECK, "data.path"),
+    "differ csv missing": (put("differ.csv", "nope.csv"), BY_CHECK, "differ.csv"),
 }
+
+
+def reported_key_path(exc: Exception) -> str:
+    """The key path an error message names: the JSON-schema instance path (plus the unexpected
+    key of an additionalProperties error) of a WorkflowError, else the text before the first ':'."""
+    msg = str(exc)
+    if isinstance(exc, WorkflowError):
+        instance = re.search(r"^On instance((?:\['[^']*'\])*):", msg, re.MULTILINE)
+        assert instance, msg
+        parts = re.findall(r"\['([^']*)'\]", instance.group(1))
+        extra = re.search(r"\('([^']+)' was unexpected\)", msg)
+        return ".".join(parts + ([extra.group(1)] if extra else []))
+    return msg.split(":", 1)[0]
 
 
 @pytest.mark.parametrize("name", list(BAD_CONFIGS))
 def test_bad_config_rejected_naming_the_key(name, tmp_path):
-    mutate, key = BAD_CONFIGS[name]
+    mutate, error, path = BAD_CONFIGS[name]
     cfg = copy.deepcopy(TINY)
     mutate(cfg)
-    with pytest.raises(Exception) as info:  # noqa: PT011 - WorkflowError or ValueError
+    with pytest.raises(error) as info:
         check(cfg, tmp_path)
-    assert key in str(info.value), str(info.value)
+    assert type(info.value) is error, (type(info.value), str(info.value))
+    assert reported_key_path(info.value) == path, str(info.value)
 
 
 @pytest.mark.parametrize(
