@@ -75,6 +75,7 @@ def test_bad_config_rejected_naming_the_key(name, tmp_path):
     mutate(cfg)
     with pytest.raises(ValueError) as info:
         check(cfg, tmp_path)
+    assert type(info.value) is ValueError, type(info.value)
     message = str(info.value)
     assert message.startswith(key), message
     assert re.match(rf"{re.escape(key)}(?![A-Za-z0-9_])", message), message

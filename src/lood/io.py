@@ -36,13 +36,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def check_finite_table(df: pd.DataFrame, name: str, allow_nan: Sequence[str] = ()) -> None:
-    """Raise ValueError naming the table, column and rows if a numeric column has NaN or inf."""
+def check_finite_table(
+    df: pd.DataFrame, name: str, allow_nan: Sequence[str] = (), allow_inf: Sequence[str] = ()
+) -> None:
+    """Raise ValueError naming the table, column and rows if a numeric column has NaN or inf
+    (columns in ``allow_nan`` may hold both, columns in ``allow_inf`` +-inf but not NaN)."""
     for col in df.columns:
         if col in allow_nan or not pd.api.types.is_numeric_dtype(df[col]):
             continue
         values = df[col].to_numpy(dtype=float)
-        bad = ~np.isfinite(values)
+        bad = np.isnan(values) if col in allow_inf else ~np.isfinite(values)
         if bad.any():
             rows = np.flatnonzero(bad)[:10].tolist()
             raise ValueError(
@@ -52,10 +55,13 @@ def check_finite_table(df: pd.DataFrame, name: str, allow_nan: Sequence[str] = (
 
 
 def write_csv(
-    df: pd.DataFrame, path: str | os.PathLike[str], allow_nan: Sequence[str] = ()
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    allow_nan: Sequence[str] = (),
+    allow_inf: Sequence[str] = (),
 ) -> None:
     """Check ``df`` for non-finite values, then write it atomically as CSV."""
-    check_finite_table(df, str(path), allow_nan=allow_nan)
+    check_finite_table(df, str(path), allow_nan=allow_nan, allow_inf=allow_inf)
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")
 

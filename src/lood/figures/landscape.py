@@ -10,10 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from lood.figures.common import (
-    as_image,
-    save_figure,
-)
+from lood.figures.common import as_image, save_figure
 
 
 def landscape_figure(

@@ -14,10 +14,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from lood.figures.common import (
-    log_axes,
-    save_figure,
-)
+from lood.figures.common import log_axes, save_figure
 from lood.privacy.dp_tables import experiment_label
 from lood.stats import correlation_stats
 

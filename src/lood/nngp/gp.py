@@ -30,6 +30,12 @@ import numpy as np
 import scipy.linalg
 from scipy import special, stats
 
+#: Largest estimated relative error of a record's posterior variance at its own input that
+#: :func:`lood_self` / :func:`lood_all` accept (see ``_check_self_variance``).
+SELF_VAR_RTOL = 1e-3
+#: Records of :func:`lood_all` whose error bound is checked (those with the largest s2 A_ii).
+LOOD_ALL_CHECKED = 64
+
 #: Relative jitters tried (times mean(diag K_DD)) when the Cholesky factorisation fails.
 JITTER_SCHEDULE: tuple[float, ...] = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 
@@ -456,25 +462,67 @@ def lood_self(
 ) -> dict[str, np.ndarray]:
     """LOOD of each record at its own input (query = the record): arrays [P] (means [P, C]).
 
-    Costs O(P N^2) after the factorisation (2P triangular-solve pairs: ``A k_{x_i}`` and ``A e_i``);
-    no full inverse is formed.
+    Uses the closed forms of :func:`lood_all` (``var_in = s2 (1 - s2 A_ii)``, ``mean_in = y_i -
+    s2 alpha_i``) instead of ``K_ii - k_i^T A k_i``, which cancels catastrophically when ``s2`` is
+    small against ``K_ii`` (relative error ~1e-4 at ``s2 / K_ii = 1e-12``, all of it at 1e-16).
+    Costs O(P N^2) after the factorisation (P solves ``A e_i`` and their residuals against
+    ``K_DD``, which bound the error: a record whose ``var_in`` cannot be computed to
+    :data:`SELF_VAR_RTOL` raises a ``FloatingPointError`` naming it); no full inverse is formed.
     """
     K = np.asarray(K_DD, dtype=np.float64)
     if K.shape != (fit.n, fit.n):
         raise ValueError(f"K_DD must be [{fit.n}, {fit.n}], got shape {K.shape}")
     rec = _check_records(fit, records)
-    kdq = K[:, rec]  # [N, P]
-    p = rec.size
-    ar = np.arange(p)
-    e = np.zeros((fit.n, p), dtype=np.float64)
-    e[rec, ar] = 1.0
-    sol = fit.solve(np.concatenate([kdq, e], axis=1))  # [A k_q | A e_i]
-    ak, a_cols = sol[:, :p], sol[:, p:]
-    u = ak[rec, ar]  # (A k_{x_i})_i
-    a_rr = a_cols[rec, ar]
-    mean_in = kdq.T @ fit.alpha  # [P, C]
-    var_in = np.maximum(K[rec, rec] - np.einsum("np,np->p", kdq, ak), 0.0)
-    return _loo_from_parts(mean_in, var_in, u, fit.alpha[rec], a_rr, auc, n_quad)
+    if not np.allclose(np.diagonal(K)[rec], fit.k_diag[rec], rtol=1e-12, atol=0.0):
+        raise ValueError("K_DD is not the kernel that fit_gp factorised (diagonals differ)")
+    cols = fit.rows_A(rec).T  # [N, P]: A e_i
+    a_rr = cols[rec, np.arange(rec.size)]
+    one_minus_p = 1.0 - fit.noise * a_rr  # (A K)_ii, also u = (A k_{x_i})_i
+    one_minus_p[fit.k_diag[rec] == 0] = 0.0  # a zero kernel row: exactly, not up to rounding
+    _check_self_variance(fit, K, rec, cols, one_minus_p)
+    mean_in = fit.Y[rec] - fit.noise * fit.alpha[rec]
+    var_in = fit.noise * one_minus_p
+    return _loo_from_parts(mean_in, var_in, one_minus_p, fit.alpha[rec], a_rr, auc, n_quad)
+
+
+def _check_self_variance(
+    fit: GPFit, K: np.ndarray | None, rec: np.ndarray, cols: np.ndarray | None, one_minus_p: Any
+) -> None:
+    """Raise ``FloatingPointError`` naming the records whose ``var_in = s2 (1 - s2 A_ii)`` is not
+    positive, or (given ``K`` and the computed columns ``cols = A e_i`` [N, P]) whose estimated
+    relative error exceeds :data:`SELF_VAR_RTOL`.
+
+    The estimate is a posteriori: with the residual ``r = (K + s2 I) x - e_i`` of the computed
+    column ``x``, the error of ``A_ii`` is ``x^T r`` to first order, bounded by ``|x|^T |r|``;
+    ``var_in`` inherits it times ``s2 / (1 - s2 A_ii)``. Against 50-digit references this bound is
+    0.6-4x the true error; it is large only when ``s2`` is tiny *and* the kernel is (nearly)
+    singular, e.g. duplicated records.
+    """
+    s2 = fit.noise
+    omp = np.asarray(one_minus_p, dtype=np.float64)
+    rel = np.zeros_like(omp)
+    if K is not None and cols is not None and rec.size:
+        resid = K @ cols + s2 * cols
+        resid[rec, np.arange(rec.size)] -= 1.0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rel = s2 * np.einsum("np,np->p", np.abs(cols), np.abs(resid)) / omp
+    bad = ~(np.isfinite(omp) & (omp > 0) & np.isfinite(rel) & (rel <= SELF_VAR_RTOL))
+    bad &= fit.k_diag[rec] != 0  # zero prior variance: var_in = 0 exactly, nothing to leak
+    if bad.any():
+        worst = rel[bad & np.isfinite(rel) & (omp > 0)]
+        detail = (
+            f"estimated relative error of the posterior variance up to {worst.max():.2g} "
+            f"(tolerance {SELF_VAR_RTOL:g})"
+            if worst.size
+            else "the posterior variance at the record rounds to <= 0"
+        )
+        raise FloatingPointError(
+            f"NNGP LOOD of training record(s) {rec[bad][:10].tolist()}"
+            f"{' ...' if bad.sum() > 10 else ''} ({int(bad.sum())} in all) at their own input "
+            f"cannot be computed in float64: sigma2 + jitter = {s2:.3g} is too small for this "
+            f"kernel (diagonal up to {float(np.max(fit.k_diag)):.3g}; {detail}). Use a larger "
+            "nngp.sigma2."
+        )
 
 
 def lood_all(
@@ -484,8 +532,10 @@ def lood_all(
 
     Closed forms at ``q = x_i`` (``s2`` = effective noise, ``p = s2 A_ii``): ``mean_in = y_i - s2
     alpha_i``, ``var_in = s2 (1 - p)``, ``u_i = 1 - p``, hence ``var_out = s2 (1 - p) / p``.
-    ``diag(A)`` costs one triangular inverse (~N^3/3) on top of the factorisation. ``K_DD`` is
-    only shape-checked (its diagonal is stored in ``fit``).
+    ``diag(A)`` costs one triangular inverse (~N^3/3) on top of the factorisation. With ``K_DD``
+    the error bound of :func:`lood_self` is checked on the :data:`LOOD_ALL_CHECKED` records with
+    the largest ``p / (1 - p)`` (where cancellation in ``1 - p`` costs most); a record whose
+    ``var_in`` is not positive always raises ``FloatingPointError`` naming it.
     """
     if K_DD is not None and np.shape(K_DD) != (fit.n, fit.n):
         raise ValueError(f"K_DD must be [{fit.n}, {fit.n}], got shape {np.shape(K_DD)}")
@@ -493,6 +543,15 @@ def lood_all(
     a_ii = fit.diag_A()
     y = fit.Y
     one_minus_p = 1.0 - s2 * a_ii
+    one_minus_p[fit.k_diag == 0] = 0.0  # a zero kernel row: exactly, not up to rounding
+    everyone = np.arange(fit.n)
+    _check_self_variance(fit, None, everyone, None, one_minus_p)
+    if K_DD is not None:
+        with np.errstate(divide="ignore"):
+            risk = s2 * a_ii / one_minus_p
+        worst = np.sort(np.argsort(-risk, kind="stable")[:LOOD_ALL_CHECKED])
+        K = np.asarray(K_DD, dtype=np.float64)
+        _check_self_variance(fit, K, worst, fit.rows_A(worst).T, one_minus_p[worst])
     mean_in = y - s2 * fit.alpha
-    var_in = np.maximum(s2 * one_minus_p, 0.0)
+    var_in = s2 * one_minus_p
     return _loo_from_parts(mean_in, var_in, one_minus_p, fit.alpha, a_ii, auc, n_quad)

@@ -24,7 +24,9 @@ def lood_table(
 
     ``mode="differ"``: one row per differing record (columns differ_idx, label, kl_lood,
     mean_dist_lood, nngp_auc, var_in, var_out). ``mode="all"``: one row per training record
-    (column idx instead of differ_idx, plus is_differ).
+    (column idx instead of differ_idx, plus is_differ). Both also carry ``jitter`` (added to the
+    diagonal when the Cholesky of K + sigma2 I failed) and ``effective_sigma2`` = sigma2 + jitter,
+    the noise every LOOD value of the table was computed with; a jitter is also a log warning.
     """
     log = logger or logging.getLogger("lood.estimates")
     y_train = np.asarray(y_train)
@@ -32,6 +34,12 @@ def lood_table(
     fit = fit_gp(K, centred_one_hot(y_train, n_classes), sigma2)
     log.info("factorised N=%d kernel (sigma2=%g, jitter=%g) in %.2fs",
              len(K), sigma2, fit.jitter, time.perf_counter() - t0)  # fmt: skip
+    if fit.jitter > 0:
+        log.warning("nngp.sigma2 = %g was too small for the Cholesky of K + sigma2 I: jitter %.3g "
+                    "added, so every LOOD value is computed with effective sigma2 = %.3g (%.3g x "
+                    "the requested; columns jitter, effective_sigma2). Use a larger nngp.sigma2 "
+                    "to control the noise yourself.", sigma2, fit.jitter, fit.noise,
+                    fit.noise / sigma2)  # fmt: skip
     # posterior mean at the training points, K (K + s2 I)^-1 Y = Y - s2 alpha: no second solve
     mean_self = fit.Y - fit.noise * fit.alpha
     train_acc = float(np.mean(mean_self.argmax(axis=1) == y_train))
@@ -54,6 +62,8 @@ def lood_table(
             "nngp_auc": res["auc"],
             "var_in": res["var_in"],
             "var_out": res["var_out"],
+            "jitter": fit.jitter,
+            "effective_sigma2": fit.noise,
         }
     )
     log.info("%s: %d records, KL LOOD median %.3g max %.3g, %.2fs total",

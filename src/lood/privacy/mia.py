@@ -84,6 +84,13 @@ def half_split_auc(
         raise ValueError("need at least 4 in and 4 out models for a half-split MIA")
     if n_splits < 1:
         raise ValueError(f"mia.n_splits must be >= 1, got {n_splits}")
+    for side, scores in (("in", in_scores), ("out", out_scores)):
+        bad = np.flatnonzero(~np.isfinite(scores))
+        if bad.size:
+            raise ValueError(
+                f"MIA scores of {side} model(s) {bad[:10].tolist()} ({bad.size} of {len(scores)}) "
+                "are NaN/inf: those networks' outputs on the record are not finite"
+            )
     rng = np.random.default_rng(seed)
     aucs = np.empty(n_splits)
     for s in range(n_splits):
@@ -141,6 +148,16 @@ def mia_table(
         ins = models_in["outputs_differ"][:, j, :]
         outs = out_self[int(record)]
         s_in, s_out = margin_score(ins, int(label)), margin_score(outs, int(label))
+        where = {"in": "models/in.npz", "out": "its out-model shard"}
+        for side, scores in (("in", s_in), ("out", s_out)):
+            bad = np.flatnonzero(~np.isfinite(scores))
+            if bad.size:
+                raise ValueError(
+                    f"MIA of differing record {int(record)} (position {j}): the outputs of {side} "
+                    f"model(s) {bad[:10].tolist()} (K axis of {where[side]}; {bad.size} of "
+                    f"{len(scores)}) on it are NaN/inf: diverged or corrupted networks, retrain "
+                    "them (e.g. with a lower train.lr)"
+                )
         auc, auc_std = half_split_auc(s_in, s_out, n_splits=n_splits, seed=seed + j)
         rows.append(
             {
