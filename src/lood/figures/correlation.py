@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
-import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from lood.figures.common import save_figure
+from lood.figures.common import log_axes, save_figure
 from lood.stats import correlation_stats
 
 
@@ -66,7 +65,7 @@ def correlation_figure(
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         if panel.logx and np.all(x > 0):
-            _log_x(ax)
+            log_axes(ax)
         ax.legend(loc="best", fontsize="small", frameon=True)
     if title:
         fig.suptitle(title)
@@ -93,7 +92,7 @@ def histogram_figure(
     use_log = logx and bool(np.all(values > 0))
     sns.histplot(values, bins=50, log_scale=use_log, ax=ax, color="C0")
     if use_log:
-        _log_x(ax)
+        log_axes(ax)
     if highlight is not None and len(highlight):
         sns.rugplot(np.asarray(highlight, dtype=float), ax=ax, color="C3", height=0.05, lw=1.2,
                     label="differing records")  # fmt: skip
@@ -104,11 +103,3 @@ def histogram_figure(
         ax.set_title(title)
     fig.tight_layout()
     save_figure(fig, outputs, dpi=dpi)
-
-
-def _log_x(ax: plt.Axes) -> None:
-    """Log x axis with plain-number ticks at 1, 2, 5 x 10^k (no cluttered minor labels)."""
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

@@ -1,0 +1,122 @@
+"""Figure content, read back from the figure objects before they are saved: the annotated
+statistics equal the tables written beside them, every panel is there and holds the data."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import lood.figures.correlation as fcorr
+import lood.figures.landscape as fland
+import lood.figures.privacy as fpriv
+from lood.figures.correlation import Panel, correlation_figure, histogram_figure
+from lood.figures.landscape import landscape_figure
+from lood.figures.privacy import audit_figure
+from lood.stats import write_correlation_stats
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Replace save_figure in the figure modules by a capture of the figure object."""
+    figs = []
+
+    def capture(fig, outputs, dpi=150):
+        figs.append(fig)
+
+    for module in (fcorr, fland, fpriv):
+        monkeypatch.setattr(module, "save_figure", capture)
+    return figs
+
+
+def legend_numbers(ax) -> dict[str, float]:
+    text = "\n".join(t.get_text() for t in ax.get_legend().get_texts())
+    return {
+        "pearson_r": float(re.search(r"Pearson r=(-?[0-9.]+)", text).group(1)),
+        "spearman_r": float(re.search(r"Spearman ρ=(-?[0-9.]+)", text).group(1)),
+        "n": int(re.search(r"n=(\d+)", text).group(1)),
+    }
+
+
+def test_correlation_figure_annotates_the_numbers_of_its_table(captured, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 40
+    df = pd.DataFrame({"kl_lood": rng.lognormal(size=n)})
+    df["mia_auc"] = 0.5 + 0.4 * np.tanh(df.kl_lood) + 0.05 * rng.normal(size=n)
+    df["mean_dist_lood"] = rng.normal(size=n)
+    df["pred_diff"] = -df.mean_dist_lood + rng.normal(size=n)
+    panels = [Panel("kl_lood", "mia_auc", "KL", "AUC", logx=True),
+              Panel("mean_dist_lood", "pred_diff", "MD", "PD")]  # fmt: skip
+    rows = correlation_figure(df, panels, [tmp_path / "f.png"])
+    write_correlation_stats(rows, tmp_path / "correlation.csv", logging.getLogger("test"))
+    table = pd.read_csv(tmp_path / "correlation.csv")
+    (fig,) = captured
+    assert len(fig.axes) == len(panels)
+    for ax, panel, (_, row) in zip(fig.axes, panels, table.iterrows(), strict=True):
+        x, y = df[panel.x].to_numpy(), df[panel.y].to_numpy()
+        # the table holds the independent statistics ...
+        assert row.pearson_r == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-9)
+        assert row.spearman_r == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-9)
+        # ... and the figure annotates the same numbers, on a panel holding every record
+        shown = legend_numbers(ax)
+        assert shown["pearson_r"] == pytest.approx(row.pearson_r, abs=0.005)
+        assert shown["spearman_r"] == pytest.approx(row.spearman_r, abs=0.005)
+        assert shown["n"] == n == int(row.n)
+        points = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())])
+        np.testing.assert_allclose(np.sort(points[:n, 0]), np.sort(x))
+        assert ax.get_xlabel() == panel.xlabel and ax.get_ylabel() == panel.ylabel
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[1].get_xscale() == "linear"
+
+
+def test_histogram_counts_every_record_and_marks_the_highlighted(captured, tmp_path):
+    values = np.random.default_rng(1).lognormal(size=300)
+    histogram_figure(values, [tmp_path / "h.png"], "LOOD", highlight=values[:7])
+    (fig,) = captured
+    (ax,) = fig.axes
+    heights = [p.get_height() for p in ax.patches]
+    assert sum(heights) == len(values)
+    rug = [c for c in ax.collections if len(c.get_segments())]
+    assert len(rug) == 1 and len(rug[0].get_segments()) == 7
+
+
+def test_landscape_figure_has_a_panel_per_record_and_curve(captured, tmp_path):
+    t = np.linspace(-50, 50, 11)
+    lood = pd.DataFrame([{"differ_idx": r, "t": ti, "kl_lood": 1 + ti**2 / (r + 1),
+                          "mean_dist_lood": 0.1, "nngp_auc": 0.6}
+                         for r in (4, 9, 2) for ti in t])  # fmt: skip
+    mia = pd.DataFrame([{"differ_idx": r, "t": ti, "mia_auc": 0.7, "mia_auc_std": 0.01,
+                         "in_score_mean": 1.0, "out_score_mean": 0.0}
+                        for r in (4, 9, 2) for ti in t])  # fmt: skip
+    landscape_figure(lood, mia, [tmp_path / "l.png"])
+    (fig,) = captured
+    titled = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert set(titled) == {"record 4", "record 9", "record 2"}
+    assert len({ax.get_subplotspec().get_geometry()[:2] for ax in fig.axes}) == 1  # one 2 x 3 grid
+    assert fig.axes[0].get_subplotspec().get_geometry()[:2] == (2, 3)
+    for r in (4, 9, 2):
+        ax = titled[f"record {r}"]
+        twins = [a for a in fig.axes if a is not ax and a.bbox.bounds == ax.bbox.bounds]
+        ys = [line.get_ydata() for a in [ax, *twins] for line in a.get_lines()
+              if len(line.get_xdata()) == len(t)]  # fmt: skip
+        expected = lood[lood.differ_idx == r].kl_lood.to_numpy()
+        assert any(np.allclose(y, expected) for y in ys), f"record {r}: KL curve missing"
+
+
+def test_audit_figure_shows_every_run_and_the_accountant(captured, tmp_path):
+    runs = pd.DataFrame({"experiment": ["a"] * 3 + ["b"] * 2, "run": [0, 1, 2, 0, 1],
+                         "eps_lower_bound": [0.5, 0.7, 0.6, 1.2, 1.1],
+                         "eps_accountant": [4.0] * 3 + [np.inf] * 2,
+                         "confidence": 0.95, "r": 50, "v": 40, "m": 250})  # fmt: skip
+    audit_figure(runs, [tmp_path / "a.png"])
+    (fig,) = captured
+    ax = fig.axes[0]
+    shown = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections
+                            if len(c.get_offsets())])  # fmt: skip
+    for bound in runs.eps_lower_bound:
+        assert np.isclose(shown, bound).any(), bound
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert any("a" in lab for lab in labels) and any("b" in lab for lab in labels)
