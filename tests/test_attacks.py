@@ -29,6 +29,7 @@ from lood.privacy.attacks import (
     roc_curve,
     tpr_at_fpr,
     true_class_log_prob,
+    true_class_margin,
 )
 
 # ------------------------------------------------------------------------------------ the score
@@ -99,6 +100,24 @@ def test_lira_score_three_and_more_classes_match_high_precision():
     phi = lira_score(logits, labels)
     assert phi.shape == (4, 3)
     assert phi[1, 2] == pytest.approx(_phi_exact(logits[1, 2], 1)[0], rel=1e-12)
+
+
+def test_margin_score_broadcasts_mia_margin():
+    """true_class_margin is mia.csv's margin_score over any leading axes; lira_score for C = 2."""
+    from lood.privacy.mia import margin_score
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 4, 3))
+    labels = np.array([2, 0, 1, 1])
+    margin = true_class_margin(logits, labels)
+    assert margin.shape == (5, 4)
+    for i, y in enumerate(labels):
+        np.testing.assert_array_equal(margin[:, i], margin_score(logits[:, i], int(y)))
+    two = rng.normal(size=(6, 2))
+    np.testing.assert_allclose(true_class_margin(two, 1), lira_score(two, 1), rtol=1e-15)
+    assert not np.allclose(margin, lira_score(logits, labels))  # C > 2: not the same score
+    with pytest.raises(ValueError, match="out of range"):
+        true_class_margin(two, 2)
 
 
 def test_lira_score_validates():
@@ -527,3 +546,17 @@ def test_free_in_models_sharpen_the_online_attacks():
     # without population outputs only LiRA is compared
     only_lira = free_in_comparison(*arrays[:3])
     pd.testing.assert_frame_equal(only_lira, lira.reset_index(drop=True))
+
+
+def test_attack_statistics_margin_score_changes_only_lira():
+    rng = np.random.default_rng(22)
+    arrays = _workflow_arrays(rng, strength=[0, 3.0, 0, 1.0, 0, 0])
+    lira, margin = attack_statistics(*arrays), attack_statistics(*arrays, score="margin")
+    s_in, s_out, _ = record_pools(*arrays[:3], score="margin")
+    np.testing.assert_array_equal(margin["score"][0], s_in)
+    np.testing.assert_array_equal(margin["score"][1], s_out)
+    assert not np.allclose(margin["score"][0], lira["score"][0])
+    for name in ("rmia_online", "rmia_offline"):  # RMIA's signal is the true-class probability
+        np.testing.assert_array_equal(margin[name][0], lira[name][0])
+    with pytest.raises(ValueError, match="LiRA score"):
+        attack_statistics(*arrays, score="log_prob")

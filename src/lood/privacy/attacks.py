@@ -71,6 +71,7 @@ __all__ = [
     "roc_curve",
     "tpr_at_fpr",
     "true_class_log_prob",
+    "true_class_margin",
 ]
 
 
@@ -103,10 +104,23 @@ def lira_score(logits: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
     which is what is computed: no exp of a large logit, no 1 - p_y, no clamping, finite for any
     finite logits and any C >= 2; for C = 2 it is the margin z_y - z_other. ``logits`` [..., C],
     ``labels`` integers broadcastable to ``logits.shape[:-1]``; returns [...].
-    (:func:`lood.privacy.mia.margin_score`, the true logit minus the largest other, differs for C > 2.)
+    (:func:`true_class_margin`, the true logit minus the largest other, differs for C > 2.)
     """
     z_true, rest = _true_and_rest(logits, labels)
     return z_true - rest
+
+
+def true_class_margin(logits: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
+    """Output of the true class minus the largest other output, z_y - max_{c != y} z_c.
+
+    :func:`lood.privacy.mia.margin_score` broadcast over any leading axes (the score of
+    ``mia.csv``); equal to :func:`lira_score` for two classes. Shapes as :func:`lira_score`.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    z_true, _ = _true_and_rest(z, labels)  # validates shapes and labels
+    y = np.broadcast_to(np.asarray(labels), z.shape[:-1])
+    others = np.where(np.arange(z.shape[-1]) == y[..., None], -np.inf, z)
+    return z_true - others.max(axis=-1)
 
 
 def true_class_log_prob(logits: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
@@ -158,11 +172,15 @@ def record_pools(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-record model values from the workflow's arrays: (in [P, K_in], out [P, K_out], extra).
 
-    ``score`` is ``"lira"`` (:func:`lira_score`) or ``"log_prob"`` (:func:`true_class_log_prob`).
+    ``score`` is ``"lira"`` (:func:`lira_score`), ``"margin"`` (:func:`true_class_margin`) or
+    ``"log_prob"`` (:func:`true_class_log_prob`).
     ``extra`` is [P, (P-1) K_out] (the free in models, :func:`free_in_pool`) when ``free_in`` is
     set, which needs ``out_outputs`` as [P, K_out, P, C]; otherwise None.
     """
-    fn = {"lira": lira_score, "log_prob": true_class_log_prob}[score]
+    scores = {"lira": lira_score, "margin": true_class_margin, "log_prob": true_class_log_prob}
+    if score not in scores:
+        raise ValueError(f"score must be one of {sorted(scores)}, got {score!r}")
+    fn = scores[score]
     in_outputs = np.asarray(in_outputs, dtype=np.float64)
     out_outputs = np.asarray(out_outputs, dtype=np.float64)
     labels = np.asarray(labels)
@@ -686,15 +704,19 @@ def attack_statistics(
     a: float = 0.3,
     gamma: float = 1.0,
     free_in: bool = False,
+    score: str = "lira",
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Leave-one-out statistics (t_in [P, K_in], t_out [P, K_out]) of every attack, by name.
 
     ``score`` (the raw LiRA score), ``lira_online``, ``lira_offline`` and, when the population
     outputs are given, ``rmia_online`` and ``rmia_offline``. Shapes as in the module docstring;
     ``free_in`` (needs ``out_outputs`` [P, K_out, P, C]) adds the free in models to the online
-    attacks.
+    attacks. The ``score`` argument picks the per-model score of the LiRA attacks (``"lira"`` or
+    ``"margin"``, :func:`record_pools`); RMIA always uses the true class's softmax probability.
     """
-    s_in, s_out, extra = record_pools(in_outputs, out_outputs, labels, "lira", free_in)
+    if score not in ("lira", "margin"):
+        raise ValueError(f"LiRA score must be 'lira' or 'margin', got {score!r}")
+    s_in, s_out, extra = record_pools(in_outputs, out_outputs, labels, score, free_in)
     result = {
         "score": (s_in, s_out),
         "lira_online": lira_online_loo(s_in, s_out, extra, variance),
@@ -731,6 +753,7 @@ def free_in_comparison(
     variance: Variance = "per_record",
     a: float = 0.3,
     gamma: float = 1.0,
+    score: str = "lira",
 ) -> pd.DataFrame:
     """Per-record AUC and p-value of the online attacks without and with the free in models.
 
@@ -739,7 +762,7 @@ def free_in_comparison(
     ``record``, ``attack``, ``auc``, ``p_value``, ``auc_free_in``, ``p_value_free_in``,
     ``n_in_pool`` (K_in) and ``n_in_pool_free_in`` (K_in + (P - 1) K_out).
     """
-    kw = dict(variance=variance, a=a, gamma=gamma)
+    kw = dict(variance=variance, a=a, gamma=gamma, score=score)
     args = (in_outputs, out_all, labels, in_test, out_test, test_labels)
     plain = attack_statistics(*args, **kw, free_in=False)
     free = attack_statistics(*args, **kw, free_in=True)
