@@ -6,7 +6,12 @@ from lood.lazy import exports
 
 #: public name -> module of this package that defines it (imported on first use)
 PUBLIC = {
+    "attack_auc_columns": "attack_tables",
     "attack_statistics": "attacks",
+    "attack_tables": "attack_tables",
+    "AttackInputs": "attack_tables",
+    "AttackTables": "attack_tables",
+    "AttacksSpec": "spec",
     "audit_table": "audit",
     "AuditSpec": "spec",
     "balanced_accuracy": "attacks",
@@ -53,9 +58,11 @@ PUBLIC = {
     "rmia_loo": "attacks",
     "rmia_marginal": "attacks",
     "roc_curve": "attacks",
+    "stack_models": "attack_tables",
     "total_variation": "inversion",
     "tpr_at_fpr": "attacks",
     "true_class_log_prob": "attacks",
+    "true_class_margin": "attacks",
 }
 __all__ = sorted(PUBLIC)
 __getattr__ = exports(__name__, PUBLIC)
