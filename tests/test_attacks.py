@@ -19,6 +19,7 @@ from lood.privacy.attacks import (
     lira_online_loo,
     lira_score,
     mann_whitney,
+    mse_score,
     per_record_auc,
     pooled_metrics,
     pooled_table,
@@ -118,6 +119,23 @@ def test_margin_score_broadcasts_mia_margin():
     assert not np.allclose(margin, lira_score(logits, labels))  # C > 2: not the same score
     with pytest.raises(ValueError, match="out of range"):
         true_class_margin(two, 2)
+
+
+def test_mse_score_is_minus_the_training_loss():
+    """mse_score is the audit's loss score (one-hot minus 1/C targets) over any leading axes."""
+    from lood.privacy.canaries import canary_scores
+
+    rng = np.random.default_rng(4)
+    outputs = rng.normal(size=(5, 4, 3))
+    labels = np.array([2, 0, 1, 1])
+    np.testing.assert_allclose(
+        mse_score(outputs, labels), canary_scores(outputs, labels, "loss"), rtol=1e-14
+    )
+    z = np.array([0.7, -0.2])  # label 0, C = 2: targets (0.5, -0.5)
+    assert mse_score(z, 0) == pytest.approx(-0.5 * (0.2**2 + 0.3**2))
+    # training pulls the outputs to the target: the loss score is largest there, from both sides
+    assert mse_score([0.5, -0.5], 0) > mse_score([0.9, -0.9], 0)
+    assert mse_score([0.5, -0.5], 0) > mse_score([0.1, -0.1], 0)
 
 
 def test_lira_score_validates():
@@ -558,5 +576,7 @@ def test_attack_statistics_margin_score_changes_only_lira():
     assert not np.allclose(margin["score"][0], lira["score"][0])
     for name in ("rmia_online", "rmia_offline"):  # RMIA's signal is the true-class probability
         np.testing.assert_array_equal(margin[name][0], lira[name][0])
+    loss = attack_statistics(*arrays, score="loss")
+    np.testing.assert_array_equal(loss["score"][0], mse_score(arrays[0], arrays[2]).T)
     with pytest.raises(ValueError, match="LiRA score"):
         attack_statistics(*arrays, score="log_prob")

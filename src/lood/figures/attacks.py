@@ -29,7 +29,9 @@ ATTACK_LABELS = {
 def attack_label(name: str, score: str = "lira") -> str:
     """Display name of an attack; the raw-score baseline names its score (LiRA phi or margin)."""
     if name == "score":
-        return "raw score (LiRA φ)" if score == "lira" else "raw score (margin)"
+        return {"lira": "raw score (LiRA φ)", "margin": "raw score (margin)"}.get(
+            score, "raw score (−MSE loss)"
+        )
     return ATTACK_LABELS.get(name, name)
 
 

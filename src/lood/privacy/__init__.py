@@ -42,6 +42,7 @@ PUBLIC = {
     "MannWhitney": "attacks",
     "margin_score": "mia",
     "mi_face": "inversion",
+    "mse_score": "attacks",
     "mia_landscape_table": "mia",
     "mia_table": "mia",
     "MiaSpec": "spec",

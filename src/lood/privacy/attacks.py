@@ -61,6 +61,7 @@ __all__ = [
     "lira_online_loo",
     "lira_score",
     "mann_whitney",
+    "mse_score",
     "per_record_auc",
     "pooled_metrics",
     "pooled_table",
@@ -123,6 +124,21 @@ def true_class_margin(logits: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarra
     return z_true - others.max(axis=-1)
 
 
+def mse_score(outputs: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
+    """Minus the MSE training loss, -1/2 sum_c (z_c - t_c)^2 with t = one-hot(y) - 1/C.
+
+    The workflow's networks regress on centred one-hot targets (``train.loss: mse``): training on
+    a record pulls its outputs towards t, so its loss falls, whereas the margin and p_y can fall
+    too (a record whose out models overshoot the target margin). Same as ``audit.score: loss``.
+    Shapes as :func:`lira_score`.
+    """
+    z = np.asarray(outputs, dtype=np.float64)
+    _true_and_rest(z, labels)  # validates shapes and labels
+    c = z.shape[-1]
+    target = (np.arange(c) == np.broadcast_to(np.asarray(labels), z.shape[:-1])[..., None]) - 1 / c
+    return -0.5 * ((z - target) ** 2).sum(axis=-1)
+
+
 def true_class_log_prob(logits: npt.ArrayLike, labels: npt.ArrayLike) -> np.ndarray:
     """Natural log of the softmax probability of the true class, log p_y = z_y - logsumexp(z).
 
@@ -172,12 +188,17 @@ def record_pools(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-record model values from the workflow's arrays: (in [P, K_in], out [P, K_out], extra).
 
-    ``score`` is ``"lira"`` (:func:`lira_score`), ``"margin"`` (:func:`true_class_margin`) or
-    ``"log_prob"`` (:func:`true_class_log_prob`).
+    ``score`` is ``"lira"`` (:func:`lira_score`), ``"margin"`` (:func:`true_class_margin`),
+    ``"loss"`` (:func:`mse_score`) or ``"log_prob"`` (:func:`true_class_log_prob`).
     ``extra`` is [P, (P-1) K_out] (the free in models, :func:`free_in_pool`) when ``free_in`` is
     set, which needs ``out_outputs`` as [P, K_out, P, C]; otherwise None.
     """
-    scores = {"lira": lira_score, "margin": true_class_margin, "log_prob": true_class_log_prob}
+    scores = {
+        "lira": lira_score,
+        "margin": true_class_margin,
+        "loss": mse_score,
+        "log_prob": true_class_log_prob,
+    }
     if score not in scores:
         raise ValueError(f"score must be one of {sorted(scores)}, got {score!r}")
     fn = scores[score]
@@ -711,11 +732,12 @@ def attack_statistics(
     ``score`` (the raw LiRA score), ``lira_online``, ``lira_offline`` and, when the population
     outputs are given, ``rmia_online`` and ``rmia_offline``. Shapes as in the module docstring;
     ``free_in`` (needs ``out_outputs`` [P, K_out, P, C]) adds the free in models to the online
-    attacks. The ``score`` argument picks the per-model score of the LiRA attacks (``"lira"`` or
-    ``"margin"``, :func:`record_pools`); RMIA always uses the true class's softmax probability.
+    attacks. The ``score`` argument picks the per-model score of the LiRA attacks (``"lira"``,
+    ``"margin"`` or ``"loss"``, :func:`record_pools`); RMIA always uses the true class's softmax
+    probability.
     """
-    if score not in ("lira", "margin"):
-        raise ValueError(f"LiRA score must be 'lira' or 'margin', got {score!r}")
+    if score not in ("lira", "margin", "loss"):
+        raise ValueError(f"LiRA score must be 'lira', 'margin' or 'loss', got {score!r}")
     s_in, s_out, extra = record_pools(in_outputs, out_outputs, labels, score, free_in)
     result = {
         "score": (s_in, s_out),
