@@ -87,6 +87,28 @@ def all_outputs():
     return outs + comparison_targets()
 
 
+# --- helpers of rules/attacks.smk and rules/plots.smk
+
+def attacks_targets(e):
+    if not config["attacks"]["enabled"]:
+        return []
+    base = f"{RESULTS}/{e}"
+    outs = [f"{base}/attacks/{name}" for name in
+            ("per_record.csv", "pooled.csv", "roc.npz", "free_in.csv", "free_in_summary.csv")]  # fmt: skip
+    for stem in ["attacks_roc", "attacks_lood"]:
+        outs += figure_paths(f"{base}/figures/{stem}")
+    return outs
+
+
+def correlation_inputs(wildcards):
+    """mia.csv and lood.csv; with the attacks stage on also its per-record AUCs (correlation.csv
+    gains a row per attack)."""
+    files = {"mia": rules.mia.output[0], "lood": rules.lood.output[0]}
+    if config["attacks"]["enabled"]:
+        files["attacks"] = rules.attacks.output.per_record
+    return {k: v.format(experiment=wildcards.experiment) for k, v in files.items()}
+
+
 # --- helpers of rules/memorization.smk
 
 def mem_lood_table(wildcards):
@@ -197,4 +219,4 @@ def comparison_targets():
 
 
 # Optional stages: functions experiment-name -> list of targets for `rule all`.
-EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets]
+EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets, attacks_targets]

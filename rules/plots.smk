@@ -1,8 +1,7 @@
 rule plot_correlation:
     """Scatter + regression of NNGP LOOD vs MIA AUC and mean-distance LOOD vs prediction difference."""
     input:
-        mia=rules.mia.output[0],
-        lood=rules.lood.output[0],
+        unpack(correlation_inputs),
     output:
         stats=report(
             f"{RESULTS}/{{experiment}}/correlation.csv",

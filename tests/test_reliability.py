@@ -65,6 +65,9 @@ BAD_CONFIGS = {
         "experiments.tiny.train.dp.delta",
     ),
     "audit with more canaries than records": (put("audit.n_canaries", 100), "audit.n_canaries"),
+    "attack score unknown": (put("attacks.score", "entropy"), "attacks.score"),
+    "rmia a above 1": (put("attacks.rmia_a", 1.5), "attacks.rmia_a"),
+    "fpr above 1": (put("attacks.alphas", [0.01, 2.0]), "attacks.alphas"),
 }
 
 

@@ -61,6 +61,7 @@ def tiny_run(tmp_path_factory):
     return work, config
 
 
+ATTACKS = ["score", "lira_online", "lira_offline", "rmia_online", "rmia_offline"]
 COLUMNS = {
     "differ.csv": ["differ_idx", "label"],
     "mia.csv": ["differ_idx", "label", "mia_auc", "mia_auc_std", "pred_diff", "in_test_acc"],
@@ -75,6 +76,29 @@ COLUMNS = {
     ],
     "lood_all.csv": ["idx", "label", "is_differ", "kl_lood", "mean_dist_lood", "nngp_auc"],
     "correlation.csv": ["x", "y", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "n"],
+    "attacks/per_record.csv": ["differ_idx", "label"]
+    + [f"{a}_{m}" for a in ATTACKS for m in ("auc", "p_value")],
+    "attacks/pooled.csv": ["attack", "auc", "balanced_accuracy", "n_pos", "n_neg"]
+    + [f"{m}@{a:g}" for a in (0.01, 0.001, 0.0) for m in ("tpr", "fp_allowed")],
+    "attacks/free_in.csv": [
+        "differ_idx",
+        "label",
+        "attack",
+        "auc",
+        "p_value",
+        "auc_free_in",
+        "p_value_free_in",
+        "auc_change",
+    ],
+    "attacks/free_in_summary.csv": [
+        "attack",
+        "mean_auc",
+        "mean_auc_free_in",
+        "mean_change",
+        "std_auc",
+        "std_auc_free_in",
+        "std_change",
+    ],
 }
 
 
@@ -103,6 +127,10 @@ def test_every_output_exists_with_documented_columns(tiny_run):
     assert models_in["outputs_differ"].shape == (8, 3, 2)
     out0 = np.load(base / "models" / "out_0.npz")
     assert out0["outputs_differ"].shape == (2, 8, 3, 2) and len(out0["records"]) == 2
+    # population outputs of every model (RMIA): on the 40 test records
+    assert models_in["outputs_test"].shape == (8, 40, 2)
+    assert out0["outputs_test"].shape == (2, 8, 40, 2)
+    assert models_in["outputs_test"].dtype == out0["outputs_test"].dtype == np.float32
     assert (base / "models" / "in_weights.safetensors").exists()
     for log in ["split", "train_in", "train_out_0", "train_out_1", "mia", "lood", "nngp_kernel"]:
         assert (base / "logs" / f"{log}.log").stat().st_size > 0, log
@@ -126,6 +154,7 @@ def test_plot_setting_reruns_only_plots(tiny_run, tmp_path):
         "plot_influence",
         "plot_audit",
         "plot_inversion",
+        "plot_attacks",
     }
 
 
@@ -137,6 +166,7 @@ def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):
         "all", "lood", "lood_all", "plot_correlation", "plot_lood_all", "plot_memorization",
         "lood_landscape", "plot_landscape", "optimize_query", "plot_query", "plot_influence",
         "plot_inversion",  # shows the NNGP query optimisation beside MI-FACE
+        "plot_attacks",  # per-record attack AUC vs KL LOOD
     }  # fmt: skip
 
 
@@ -144,7 +174,7 @@ def test_training_setting_retrains(tiny_run, tmp_path):
     work, _ = tiny_run
     config = write_config(tmp_path / "c.yaml", lambda c: c["train"].update(lr=0.25))
     rules = planned_rules(snakemake(work, config, "-n"))
-    assert {"train_in", "train_out", "mia", "audit", "inversion"} <= rules
+    assert {"train_in", "train_out", "mia", "audit", "inversion", "attacks"} <= rules
     assert "nngp_kernel" not in rules
 
 
@@ -178,7 +208,8 @@ def test_report_builds_for_the_tiny_config(tiny_run, tmp_path):
     proc = snakemake(work, config, "--report", str(report))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = report.read_text(errors="ignore")
-    for caption in ["correlation", "memorization", "landscape", "influence", "audit"]:
+    for caption in ["correlation", "memorization", "landscape", "influence", "audit",
+                    "RMIA"]:  # fmt: skip
         assert caption in text, caption
     assert report.stat().st_size > 100_000
 
@@ -301,6 +332,71 @@ def test_activation_comparison(tiny_run, tmp_path):
 
 RESULT_TABLES = ["differ.csv", "mia.csv", "lood.csv", "lood_all.csv", "correlation.csv"]
 RESULT_TABLES += ["memorization.csv", "influence_topk.csv"]
+RESULT_TABLES += ["attacks/per_record.csv", "attacks/pooled.csv", "attacks/free_in.csv"]
+
+
+def test_attack_outputs(tiny_run, tmp_path):
+    """The attacks stage: tables consistent with the stored outputs (the raw score's AUC recomputed
+    without the library), correlation.csv rows, figures, and what its settings rerun."""
+    from scipy import stats
+    from sklearn.metrics import roc_auc_score
+
+    work, _ = tiny_run
+    base = work / "results" / "tiny"
+    per = pd.read_csv(base / "attacks" / "per_record.csv")
+    differ = pd.read_csv(base / "differ.csv")
+    assert list(per.differ_idx) == list(differ.differ_idx) and list(per.label) == list(differ.label)
+    for a in ATTACKS:
+        assert per[f"{a}_auc"].between(0, 1).all() and per[f"{a}_p_value"].between(0, 1).all()
+    # the raw score (two classes: true output minus the other) from the .npz files, by sklearn
+    models_in = np.load(base / "models" / "in.npz")
+    shards = [np.load(base / "models" / f"out_{s}.npz") for s in range(2)]
+    for j, (record, label) in enumerate(zip(differ.differ_idx, differ.label, strict=True)):
+        ((shard, s),) = [
+            (sh, i) for sh in shards for i, r in enumerate(sh["records"]) if r == record
+        ]
+        ins = models_in["outputs_differ"][:, j].astype(float)
+        outs = shard["outputs_differ"][s, :, j].astype(float)
+        s_in, s_out = ins[:, label] - ins[:, 1 - label], outs[:, label] - outs[:, 1 - label]
+        expect = roc_auc_score(np.r_[np.ones(8), np.zeros(8)], np.r_[s_in, s_out])
+        assert per.score_auc[j] == pytest.approx(expect, abs=1e-9)
+    pooled = pd.read_csv(base / "attacks" / "pooled.csv")
+    assert list(pooled.attack) == ATTACKS
+    assert pooled.auc.between(0, 1).all() and pooled.balanced_accuracy.between(0.5, 1).all()
+    assert (pooled.n_pos == 24).all() and (pooled.n_neg == 24).all()
+    assert (pooled["fp_allowed@0.01"] == 0).all()  # 24 negatives: no false positive at 1%
+    roc = np.load(base / "attacks" / "roc.npz")
+    assert list(roc["attacks"]) == ATTACKS
+    for a in ATTACKS:
+        assert np.trapezoid(roc[f"{a}_tpr"], roc[f"{a}_fpr"]) == pytest.approx(
+            pooled.set_index("attack").auc[a]
+        )
+    free = pd.read_csv(base / "attacks" / "free_in.csv")
+    assert len(free) == 2 * 3 and set(free.attack) == {"lira_online", "rmia_online"}
+    assert (free.n_in_pool == 8).all() and (free.n_in_pool_free_in == 8 + 2 * 8).all()
+    lira = free[free.attack == "lira_online"]
+    np.testing.assert_allclose(lira.auc, per.lira_online_auc)  # free_in off by default
+    summary = pd.read_csv(base / "attacks" / "free_in_summary.csv").set_index("attack")
+    assert summary.loc["lira_online", "mean_change"] == pytest.approx(lira.auc_change.mean())
+    # correlation.csv: the three LOOD rows first, then KL LOOD vs each attack's AUC
+    corr = pd.read_csv(base / "correlation.csv")
+    assert list(zip(corr.x, corr.y, strict=True)) == [
+        ("kl_lood", "mia_auc"), ("mean_dist_lood", "pred_diff"), ("nngp_auc", "mia_auc")
+    ] + [("kl_lood", f"{a}_auc") for a in ATTACKS]  # fmt: skip
+    lood = per.merge(pd.read_csv(base / "lood.csv"), on="differ_idx")
+    row = corr[corr.y == "lira_online_auc"].iloc[0]
+    r = stats.pearsonr(lood.kl_lood, lood.lira_online_auc)
+    assert row.pearson_r == pytest.approx(r.statistic) and row.n == 3
+    for fig in ["attacks_roc", "attacks_lood"]:
+        assert (base / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+    assert "done in" in (base / "logs" / "attacks.log").read_text()
+    # an attack setting reruns the attack rules and correlation.csv, no training
+    config = write_config(tmp_path / "c.yaml", lambda c: c.update(attacks={"rmia_a": 0.5}))
+    rules = planned_rules(snakemake(work, config, "-n"))
+    assert rules == {"all", "attacks", "plot_attacks", "plot_correlation"}
+    # switching the stage off drops the attack rows of correlation.csv (nothing else reruns)
+    config = write_config(tmp_path / "d.yaml", lambda c: c.update(attacks={"enabled": False}))
+    assert planned_rules(snakemake(work, config, "-n")) == {"all", "plot_correlation"}
 
 
 def test_landscape_and_query_outputs(tiny_run):
@@ -427,7 +523,7 @@ def test_own_npz_dataset(tmp_path):
 
 def _dp_config(cfg):
     """tiny beside a DP-SGD copy of it; only the core, audit and inversion stages."""
-    for stage in ("memorization", "landscape", "influence"):
+    for stage in ("memorization", "landscape", "influence", "attacks"):
         cfg[stage]["enabled"] = False
     cfg["query"]["n_records"] = 1
     cfg["audit"] = {"n_runs": 2}

@@ -1,11 +1,13 @@
-"""Snakemake entry point: correlation of NNGP LOOD with the retrained-model ground truth."""
+"""Snakemake entry point: correlation of NNGP LOOD with the retrained-model ground truth (and,
+with the attacks stage on, with each attack's per-record AUC)."""
 
 import pandas as pd
 
 from lood.figures.correlation import Panel, correlation_figure
 from lood.figures.spec import PlotSpec
 from lood.logs import setup_logging
-from lood.stats import write_correlation_stats
+from lood.privacy.attack_tables import attack_auc_columns
+from lood.stats import correlation_stats, write_correlation_stats
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_correlation")
@@ -26,4 +28,9 @@ rows = correlation_figure(
     context=p.context,
     dpi=p.dpi,
 )
+if "attacks" in sm.input.keys():  # the attacks stage is on: KL LOOD vs each attack's AUC too
+    attacks = pd.read_csv(sm.input.attacks)
+    merged = attacks.merge(df[["differ_idx", "kl_lood"]], on="differ_idx", validate="1:1")
+    rows += [{"x": "kl_lood", "y": col, **correlation_stats(merged.kl_lood, merged[col])}
+             for col in attack_auc_columns(attacks)]  # fmt: skip
 write_correlation_stats(rows, sm.output.stats, log)

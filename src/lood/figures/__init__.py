@@ -7,6 +7,8 @@ from lood.lazy import exports
 PUBLIC = {
     "activation_figure": "comparison",
     "as_image": "common",
+    "attack_label": "attacks",
+    "attacks_lood_figure": "attacks",
     "audit_figure": "privacy",
     "correlation_figure": "correlation",
     "dp_figure": "privacy",
@@ -21,6 +23,7 @@ PUBLIC = {
     "Panel": "correlation",
     "PlotSpec": "spec",
     "reconstruction_figure": "landscape",
+    "roc_figure": "attacks",
     "save_figure": "common",
 }
 __all__ = sorted(PUBLIC)

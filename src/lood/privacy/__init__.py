@@ -1,12 +1,20 @@
-"""Privacy stage: the retrained-model MIA, the one-run audit and its canaries, DP tables,
-MI-FACE model inversion and what reconstructions recover."""
+"""Privacy stage: the retrained-model MIA, the membership-inference attacks (LiRA, RMIA) and
+their evaluation, the one-run audit and its canaries, DP tables, MI-FACE model inversion and what
+reconstructions recover."""
 
 from lood.lazy import exports
 
 #: public name -> module of this package that defines it (imported on first use)
 PUBLIC = {
+    "attack_auc_columns": "attack_tables",
+    "attack_statistics": "attacks",
+    "attack_tables": "attack_tables",
+    "AttackInputs": "attack_tables",
+    "AttackTables": "attack_tables",
+    "AttacksSpec": "spec",
     "audit_table": "audit",
     "AuditSpec": "spec",
+    "balanced_accuracy": "attacks",
     "Bound": "inversion",
     "canary_inclusion": "audit",
     "canary_scores": "canaries",
@@ -16,24 +24,46 @@ PUBLIC = {
     "empirical_lood": "dp_tables",
     "epsilon_lower_bound": "audit",
     "experiment_label": "dp_tables",
+    "free_in_comparison": "attacks",
+    "free_in_pool": "attacks",
     "gaussian_kl": "dp_tables",
     "guess_counts": "audit",
     "half_split_auc": "mia",
     "inversion_comparison": "reconstruction",
     "InversionResult": "inversion",
     "InversionSpec": "spec",
+    "lira_offline": "attacks",
+    "lira_offline_loo": "attacks",
+    "lira_online": "attacks",
+    "lira_online_loo": "attacks",
+    "lira_score": "attacks",
     "make_canaries": "canaries",
+    "mann_whitney": "attacks",
+    "MannWhitney": "attacks",
     "margin_score": "mia",
     "mi_face": "inversion",
+    "mse_score": "attacks",
     "mia_landscape_table": "mia",
     "mia_table": "mia",
     "MiaSpec": "spec",
     "models_epsilon": "dp_tables",
     "p_value": "audit",
+    "per_record_auc": "attacks",
     "pixel_bounds": "inversion",
+    "pooled_metrics": "attacks",
+    "pooled_table": "attacks",
     "prediction_difference": "mia",
     "reconstruction_metrics": "reconstruction",
+    "record_pools": "attacks",
+    "rmia": "attacks",
+    "rmia_loo": "attacks",
+    "rmia_marginal": "attacks",
+    "roc_curve": "attacks",
+    "stack_models": "attack_tables",
     "total_variation": "inversion",
+    "tpr_at_fpr": "attacks",
+    "true_class_log_prob": "attacks",
+    "true_class_margin": "attacks",
 }
 __all__ = sorted(PUBLIC)
 __getattr__ = exports(__name__, PUBLIC)

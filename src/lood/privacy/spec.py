@@ -1,4 +1,4 @@
-"""Parsed ``mia``, ``audit`` and ``inversion`` sections (no torch import)."""
+"""Parsed ``mia``, ``attacks``, ``audit`` and ``inversion`` sections (no torch import)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,21 @@ class MiaSpec(Settings):
 
     n_splits: int
     seed: int
+
+
+@dataclass(frozen=True)
+class AttacksSpec(Settings):
+    """The ``attacks`` section: LiRA and RMIA on the in and out models (:mod:`lood.privacy.attacks`)."""
+
+    SECTION = "attacks"
+
+    enabled: bool
+    score: str
+    variance: str
+    rmia_a: float
+    rmia_gamma: float
+    free_in: bool
+    alphas: tuple[float, ...]
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,8 @@ def train_role(
 ) -> dict[str, np.ndarray]:
     """Train one job's in or out ensemble and write its outputs (``.npz``) and, optionally, weights.
 
-    Arrays written: ``outputs_differ`` (outputs on every differing record), ``test_acc``,
+    Arrays written: ``outputs_differ`` (outputs on every differing record), ``outputs_test``
+    (outputs on the test split, float32 [K, M, C]: the population records of RMIA), ``test_acc``,
     ``train_loss``, ``seeds``, ``differ_idx``, ``epsilon`` (DP-SGD privacy spent per model, inf
     without DP); out jobs add ``records`` and shape the per-model arrays [S, K, ...] (record,
     replica).
@@ -225,6 +226,7 @@ def train_role(
              test_acc.std())  # fmt: skip
     arrays = {
         "outputs_differ": result.outputs["differ"].astype(np.float32),
+        "outputs_test": result.outputs["test"].astype(np.float32),
         "test_acc": test_acc.astype(np.float32),
         "train_loss": np.asarray(result.final_train_loss, dtype=np.float32),
         "seeds": seeds,
