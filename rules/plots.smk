@@ -20,10 +20,9 @@ rule plot_correlation:
         plots=config["plots"],
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_correlation.log",
-    threads: 1
+    threads: sized("plot_correlation").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_correlation").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -46,10 +45,9 @@ rule plot_lood_all:
         plots=config["plots"],
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_lood_all.log",
-    threads: 1
+    threads: sized("plot_lood_all").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_lood_all").resources,
     conda:
         "../envs/torch.yaml"
     script:

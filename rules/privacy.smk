@@ -17,11 +17,9 @@ rule audit:
         f"{RESULTS}/{{experiment}}/logs/audit.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/audit.tsv"
-    threads: 4
+    threads: sized("audit").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=60,
+        **sized("audit").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -43,11 +41,9 @@ rule inversion:
         f"{RESULTS}/{{experiment}}/logs/inversion.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/inversion.tsv"
-    threads: 2
+    threads: sized("inversion").threads
     resources:
-        gpu=0,
-        mem_mb=4000,
-        runtime=30,
+        **sized("inversion").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -76,10 +72,9 @@ rule plot_dp:
         plots=config["plots"],
     log:
         f"{COMPARISON}/logs/plot_dp.log",
-    threads: 1
+    threads: sized("plot_dp").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_dp").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -105,10 +100,9 @@ rule plot_audit:
         plots=config["plots"],
     log:
         f"{COMPARISON}/logs/plot_audit.log",
-    threads: 1
+    threads: sized("plot_audit").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_audit").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -135,10 +129,9 @@ rule plot_inversion:
         plots=config["plots"],
     log:
         f"{COMPARISON}/logs/plot_inversion.log",
-    threads: 1
+    threads: sized("plot_inversion").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_inversion").resources,
     conda:
         "../envs/torch.yaml"
     script:
