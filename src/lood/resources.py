@@ -159,6 +159,7 @@ def ensemble_training(
     momentum: bool = True,
     dp: bool = False,
     checkpoints: int = 0,
+    extra_seconds: float = 0.0,
     gpu: bool = False,
     max_cpus: int = MAX_STEP_CPUS,
 ) -> Request:
@@ -172,7 +173,8 @@ def ensemble_training(
     first layer (3 (N+1) width coefficients + B (N+1) Gram rows, and no gradient or optimizer
     state for the d width first-layer weights); once per job: the trained weights of all models
     (P n_models), ``checkpoints`` copies of them, the data, the outputs and the Gram matrix.
-    Flops: 6 P per record and epoch (forward + backward), 2 P per evaluated record.
+    Flops: 6 P per record and epoch (forward + backward), 2 P per evaluated record; plus
+    ``extra_seconds`` of single-threaded work after the training (mia_landscape's MIA).
     """
     p = n_params(d, width, depth, n_classes)
     k = max(1, min(n_models, chunk_size))
@@ -193,7 +195,7 @@ def ensemble_training(
         held += 4.0 * (n_train + 1) ** 2
     flops = n_models * (6.0 * p * n_train * epochs + 2.0 * p * n_eval)
     if gpu:
-        seconds = flops / GPU_FLOPS
+        seconds = flops / GPU_FLOPS + extra_seconds
         cpus = gpu_cpus(flops, max_cpus)
         return Request(
             mem_mb=_round_mem(BASE_MB["cuda"] + _mb(held)),
@@ -205,7 +207,7 @@ def ensemble_training(
     cpus = cpus_for(flops / CPU_FLOPS, max_cpus)
     return Request(
         mem_mb=_round_mem(BASE_MB["torch"] + _mb(working + held)),
-        runtime=runtime_for(cpu_seconds(flops, cpus), STARTUP_S["torch"]),
+        runtime=runtime_for(cpu_seconds(flops, cpus) + extra_seconds, STARTUP_S["torch"]),
         cpus=cpus,
     )
 
@@ -326,13 +328,20 @@ def gp_queries(
     )
 
 
-def light(*, data_mb: float = 0.0, kind: str = "plot") -> Request:
+def light(*, data_mb: float = 0.0, kind: str = "plot", seconds: float = 0.0) -> Request:
     """Tables, figures, the split: one CPU, the imports of ``kind`` (a key of BASE_MB) and three
-    copies of the data it reads (``data_mb``)."""
+    copies of the data it reads (``data_mb``, parsed at ~100 MB/s), plus ``seconds`` of work."""
     return Request(
         mem_mb=_round_mem(BASE_MB[kind] + 3.0 * data_mb),
-        runtime=runtime_for(data_mb / 100.0, STARTUP_S[kind]),  # ~100 MB/s of parsing
+        runtime=runtime_for(data_mb / 100.0 + seconds, STARTUP_S[kind]),
     )
+
+
+def mia_seconds(n_points: int, n_splits: int, n_models: int) -> float:
+    """Seconds of the Gaussian likelihood-ratio MIA with ``n_splits`` half splits of ``n_models``
+    in and out models at ``n_points`` (record, query) points: 22 s for the default experiment's
+    50 records x 50 splits x 200 models, 0.2-0.25 s of the mia_landscape's ~250 s per point."""
+    return n_points * n_splits * (2e-3 + 3.5e-5 * n_models)
 
 
 def npz_shape(path: str, key: str = "x") -> tuple[int, ...] | None:
@@ -402,12 +411,15 @@ def experiment_requests(
     split_mb = _mb(4.0 * (n_source + n + n_test) * d)
     data_mb = _mb(4.0 * (n + n_test) * d)
     n_models = int(train["n_in"]) + n_differ * int(train["n_out"])
+    splits, k_mia = int(exp["mia"]["n_splits"]), int(train["n_in"]) + int(train["n_out"])
     outputs_mb = _mb(4.0 * n_models * n_differ * c)  # every model's outputs on the records
     req: dict[str, Request] = {
         "split": light(data_mb=split_mb, kind="torch"),
         "train_in": training(int(train["n_in"]), n_differ + n_test),
         "train_out": training(shard * int(train["n_out"]), n_differ + n_test),
-        "mia": light(data_mb=outputs_mb, kind="numpy"),
+        "mia": light(
+            data_mb=outputs_mb, kind="numpy", seconds=mia_seconds(n_differ, splits, k_mia)
+        ),
         "nngp_kernel": nngp_kernel(
             n_train=n,
             d=d,
@@ -439,7 +451,9 @@ def experiment_requests(
     req["lood_landscape"] = gp_queries(
         n_train=n, d=d, depth=depth, n_queries=n_q, max_cpus=max_cpus
     )
-    req["mia_landscape"] = training(n_land * int(train["n_out"]), n_differ + n_q)
+    req["mia_landscape"] = training(
+        n_land * int(train["n_out"]), n_differ + n_q, extra_seconds=mia_seconds(n_q, splits, k_mia)
+    )
 
     query = exp.get("query", {})
     n_query = min(int(query.get("n_records", 0)), n_differ)
