@@ -247,15 +247,15 @@ STAGE_OF_RULE = {
 }
 
 
-def _runs(rule, e):
-    stage = STAGE_OF_RULE.get(rule)
-    if stage and not config[stage]["enabled"]:
-        return False
-    if rule == "mia_landscape":
-        return bool(config["landscape"]["mia"])
-    if rule in ("lood_all", "plot_lood_all"):
-        return bool(lc.experiment(config, e)["nngp"]["all_records"])
-    return True
+def _runs(name, e):
+    """Whether rule `name` has jobs for experiment e (its stage is switched on)."""
+    stage = STAGE_OF_RULE.get(name)
+    switches = {
+        "mia_landscape": config["landscape"]["mia"],
+        "lood_all": lc.experiment(config, e)["nngp"]["all_records"],
+        "plot_lood_all": lc.experiment(config, e)["nngp"]["all_records"],
+    }
+    return (not stage or bool(config[stage]["enabled"])) and bool(switches.get(name, True))
 
 
 def _placed(rule, wildcards):
@@ -283,28 +283,28 @@ def _not_on_slurm_without_cluster():
 
 
 @functools.cache
-def sized(rule):
-    """threads and resources of a rule from lood.resources (memory, runtime, CPUs following the
-    experiment's sizes); with the SLURM profile's cluster settings also its partition, its CPUs
-    as cpus_per_task (what sbatch gets, GPU jobs included) and, for the PyTorch rules on the gpu
-    partition, one GPU. Checks every request against its partition's limits now, before any job
-    is submitted."""
+def sized(name):
+    """threads and resources of rule `name` from lood.resources (memory, runtime and CPUs follow
+    the experiment's sizes); with the SLURM profile's cluster settings also its partition, its
+    CPUs as cpus_per_task (what sbatch gets, GPU jobs included) and, for the PyTorch rules on the
+    gpu partition, one GPU. Checks every request against its partition's limits now, before any
+    job is submitted."""
     for e in EXPERIMENTS:
-        request, part = PLACED[e][rule]
-        if part is not None and _runs(rule, e):
+        request, part = PLACED[e][name]
+        if part is not None and _runs(name, e):
             try:
-                lr.check_request(rule, e, request, part)
+                lr.check_request(name, e, request, part)
             except ValueError as exc:
                 raise WorkflowError(str(exc)) from None
 
     def mem_mb(wildcards):
         _not_on_slurm_without_cluster()
-        return _placed(rule, wildcards)[0].mem_mb
+        return _placed(name, wildcards)[0].mem_mb
 
-    resources = {"mem_mb": mem_mb, "runtime": lambda w: _placed(rule, w)[0].runtime}
+    resources = {"mem_mb": mem_mb, "runtime": lambda w: _placed(name, w)[0].runtime}
     if CLUSTER:
-        resources["slurm_partition"] = lambda w: _placed(rule, w)[1].name
-        resources["cpus_per_task"] = lambda w: _placed(rule, w)[0].cpus
-    if rule in lr.GPU_RULES:
-        resources["gpu"] = lambda w: _placed(rule, w)[0].gpus
-    return SimpleNamespace(threads=lambda w: _placed(rule, w)[0].cpus, resources=resources)
+        resources["slurm_partition"] = lambda w: _placed(name, w)[1].name
+        resources["cpus_per_task"] = lambda w: _placed(name, w)[0].cpus
+    if name in lr.GPU_RULES:  # the PyTorch rules: gpu=0 when they run on CPUs, as before
+        resources["gpu"] = lambda w: _placed(name, w)[0].gpus
+    return SimpleNamespace(threads=lambda w: _placed(name, w)[0].cpus, resources=resources)
