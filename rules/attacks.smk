@@ -36,10 +36,9 @@ rule attacks:
         f"{RESULTS}/{{experiment}}/logs/attacks.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/attacks.tsv"
-    threads: 1
+    threads: sized("attacks").threads
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **sized("attacks").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -71,10 +70,9 @@ rule plot_attacks:
         score=section("attacks.score"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_attacks.log",
-    threads: 1
+    threads: sized("plot_attacks").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_attacks").resources,
     conda:
         "../envs/torch.yaml"
     script:

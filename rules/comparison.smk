@@ -26,10 +26,9 @@ rule plot_activation:
         plots=section("plots"),
     log:
         f"{COMPARISON}/logs/plot_activation.log",
-    threads: 1
+    threads: sized("plot_activation").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_activation").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -58,10 +57,9 @@ rule plot_dp:
         plots=section("plots"),
     log:
         f"{COMPARISON}/logs/plot_dp.log",
-    threads: 1
+    threads: sized("plot_dp").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_dp").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -87,10 +85,9 @@ rule plot_audit:
         plots=section("plots"),
     log:
         f"{COMPARISON}/logs/plot_audit.log",
-    threads: 1
+    threads: sized("plot_audit").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_audit").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -117,10 +114,9 @@ rule plot_inversion:
         plots=section("plots"),
     log:
         f"{COMPARISON}/logs/plot_inversion.log",
-    threads: 1
+    threads: sized("plot_inversion").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_inversion").resources,
     conda:
         "../envs/torch.yaml"
     script:

@@ -10,10 +10,9 @@ rule split:
         differ=section("differ"),
     log:
         f"{RESULTS}/{{experiment}}/logs/split.log",
-    threads: 1
+    threads: sized("split").threads
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **sized("split").resources,
     conda:
         "../envs/torch.yaml"
     script:

@@ -14,11 +14,9 @@ rule train_influence:
         f"{RESULTS}/{{experiment}}/logs/train_influence.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/train_influence.tsv"
-    threads: 4
+    threads: sized("train_influence").threads
     resources:
-        gpu=0,
-        mem_mb=4000,
-        runtime=30,
+        **sized("train_influence").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -39,11 +37,9 @@ rule tracin:
         f"{RESULTS}/{{experiment}}/logs/tracin.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/tracin.tsv"
-    threads: 4
+    threads: sized("tracin").threads
     resources:
-        gpu=0,
-        mem_mb=4000,
-        runtime=30,
+        **sized("tracin").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -65,11 +61,9 @@ rule influence_function:
         f"{RESULTS}/{{experiment}}/logs/influence_function.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/influence_function.tsv"
-    threads: 4
+    threads: sized("influence_function").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=60,
+        **sized("influence_function").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -96,10 +90,9 @@ rule plot_influence:
         plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_influence.log",
-    threads: 1
+    threads: sized("plot_influence").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_influence").resources,
     conda:
         "../envs/torch.yaml"
     script:

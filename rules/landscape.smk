@@ -12,10 +12,9 @@ rule landscape_queries:
         landscape=section("landscape", ignore=("enabled", "mia")),
     log:
         f"{RESULTS}/{{experiment}}/logs/landscape_queries.log",
-    threads: 1
+    threads: sized("landscape_queries").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("landscape_queries").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -42,11 +41,9 @@ rule lood_landscape:
         f"{RESULTS}/{{experiment}}/logs/lood_landscape.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/lood_landscape.tsv"
-    threads: 2
+    threads: sized("lood_landscape").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=30,
+        **sized("lood_landscape").resources,
     conda:
         "../envs/jax.yaml"
     script:
@@ -72,11 +69,9 @@ rule mia_landscape:
         f"{RESULTS}/{{experiment}}/logs/mia_landscape.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/mia_landscape.tsv"
-    threads: 4
+    threads: sized("mia_landscape").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=120,
+        **sized("mia_landscape").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -99,10 +94,9 @@ rule plot_landscape:
         scale=section("landscape.scale"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_landscape.log",
-    threads: 1
+    threads: sized("plot_landscape").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_landscape").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -132,11 +126,9 @@ rule optimize_query:
         f"{RESULTS}/{{experiment}}/logs/optimize_query.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/optimize_query.tsv"
-    threads: 2
+    threads: sized("optimize_query").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=60,
+        **sized("optimize_query").resources,
     conda:
         "../envs/jax.yaml"
     script:
@@ -167,10 +159,9 @@ rule plot_query:
         plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_query.log",
-    threads: 1
+    threads: sized("plot_query").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_query").resources,
     conda:
         "../envs/torch.yaml"
     script:

@@ -15,11 +15,9 @@ rule train_subsets:
         f"{RESULTS}/{{experiment}}/logs/train_subsets.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/train_subsets.tsv"
-    threads: 4
+    threads: sized("train_subsets").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=240,
+        **sized("train_subsets").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -44,10 +42,9 @@ rule memorization:
         top_k=section("memorization.top_k"),
     log:
         f"{RESULTS}/{{experiment}}/logs/memorization.log",
-    threads: 1
+    threads: sized("memorization").threads
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **sized("memorization").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -92,10 +89,9 @@ rule plot_memorization:
         n_examples=section("memorization.n_examples"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_memorization.log",
-    threads: 1
+    threads: sized("plot_memorization").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_memorization").resources,
     conda:
         "../envs/torch.yaml"
     script:

@@ -16,10 +16,9 @@ rule mia:
         mia=section("mia"),
     log:
         f"{RESULTS}/{{experiment}}/logs/mia.log",
-    threads: 1
+    threads: sized("mia").threads
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **sized("mia").resources,
     conda:
         "../envs/torch.yaml"
     script:

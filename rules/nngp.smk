@@ -11,11 +11,9 @@ rule nngp_kernel:
         f"{RESULTS}/{{experiment}}/logs/nngp_kernel.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/nngp_kernel.tsv"
-    threads: 4
+    threads: sized("nngp_kernel").threads
     resources:
-        gpu=0,
-        mem_mb=16000,
-        runtime=60,
+        **sized("nngp_kernel").resources,
     conda:
         "../envs/jax.yaml"
     script:
@@ -42,11 +40,9 @@ rule lood:
         f"{RESULTS}/{{experiment}}/logs/lood.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/lood.tsv"
-    threads: 4
+    threads: sized("lood").threads
     resources:
-        gpu=0,
-        mem_mb=16000,
-        runtime=60,
+        **sized("lood").resources,
     conda:
         "../envs/jax.yaml"
     script:
@@ -63,3 +59,6 @@ use rule lood as lood_all with:
         f"{RESULTS}/{{experiment}}/logs/lood_all.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/lood_all.tsv"
+    threads: sized("lood_all").threads
+    resources:
+        **sized("lood_all").resources,

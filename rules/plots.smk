@@ -19,10 +19,9 @@ rule plot_correlation:
         plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_correlation.log",
-    threads: 1
+    threads: sized("plot_correlation").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_correlation").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -45,10 +44,9 @@ rule plot_lood_all:
         plots=section("plots"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_lood_all.log",
-    threads: 1
+    threads: sized("plot_lood_all").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **sized("plot_lood_all").resources,
     conda:
         "../envs/torch.yaml"
     script:

@@ -17,11 +17,9 @@ rule audit:
         f"{RESULTS}/{{experiment}}/logs/audit.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/audit.tsv"
-    threads: 4
+    threads: sized("audit").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=60,
+        **sized("audit").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -43,11 +41,9 @@ rule inversion:
         f"{RESULTS}/{{experiment}}/logs/inversion.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/inversion.tsv"
-    threads: 2
+    threads: sized("inversion").threads
     resources:
-        gpu=0,
-        mem_mb=4000,
-        runtime=30,
+        **sized("inversion").resources,
     conda:
         "../envs/torch.yaml"
     script:

@@ -14,11 +14,9 @@ rule train_in:
         f"{RESULTS}/{{experiment}}/logs/train_in.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/train_in.tsv"
-    threads: 4
+    threads: sized("train_in").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=120,
+        **sized("train_in").resources,
     conda:
         "../envs/torch.yaml"
     script:
@@ -40,11 +38,9 @@ rule train_out:
         f"{RESULTS}/{{experiment}}/logs/train_out_{{shard}}.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/train_out_{{shard}}.tsv"
-    threads: 4
+    threads: sized("train_out").threads
     resources:
-        gpu=0,
-        mem_mb=8000,
-        runtime=240,
+        **sized("train_out").resources,
     conda:
         "../envs/torch.yaml"
     script:

@@ -308,6 +308,28 @@ def test_save_load_roundtrip_bit_exact(tmp_path):
         assert q[name].dtype == p[name].dtype and torch.equal(q[name], p[name])
 
 
+def test_saved_bytes_do_not_depend_on_the_process(tmp_path):
+    """safetensors writes its metadata from a hash map (another order in every process);
+    save_params sorts the header, so the same weights give the same file in every run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from lood.models import save_params; "
+        "p = {'W0': torch.arange(6.0).reshape(1, 2, 3), 'W1': torch.ones(1, 3, 2)}; "
+        "save_params(sys.argv[1], p, {'arch': 'x', 'seeds': '[1]', 'role': 'in', 'z': 'y'})"
+    )
+    paths = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for path in paths:
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    assert len({path.read_bytes() for path in paths}) == 1
+    header = json.loads(
+        paths[0].read_bytes()[8 : 8 + struct.unpack("<Q", paths[0].read_bytes()[:8])[0]]
+    )
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"])
+    assert load_params(paths[0])[1] == {"arch": "x", "seeds": "[1]", "role": "in", "z": "y"}
+
+
 def test_load_rejects_truncated_and_tampered(tmp_path):
     p = init_params(arch_of(), 5, [1, 2])
     good = tmp_path / "good.safetensors"

@@ -59,7 +59,7 @@ def correlation_figure(
         s = correlation_stats(x, y)
         rows.append({"x": panel.x, "y": panel.y, **s})
         sns.regplot(
-            x=x, y=y, ax=ax, logx=panel.logx and bool(np.all(x > 0)), ci=95,
+            x=x, y=y, ax=ax, logx=panel.logx and bool(np.all(x > 0)), ci=95, seed=0,
             scatter_kws={"s": 18, "alpha": 0.75}, line_kws={"label": _label(s)},
         )  # fmt: skip
         ax.set_xlabel(panel.xlabel)

@@ -207,6 +207,25 @@ def save_params(path: str | Path, params: Params, metadata: dict[str, str] | Non
     metadata[_META_TENSORS] = json.dumps(spec, sort_keys=True)
     metadata[_META_SHA256] = _digest(tensors)
     save_file(tensors, str(path), metadata=metadata)
+    _sort_header(Path(path))
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header in one fixed order (metadata keys sorted, tensors
+    in data order), in place: safetensors writes the metadata from a hash map whose order changes
+    from process to process, so the same weights would give different bytes on every run."""
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        ordered = {}
+        if "__metadata__" in header:
+            ordered["__metadata__"] = dict(sorted(header.pop("__metadata__").items()))
+        ordered.update(sorted(header.items(), key=lambda item: item[1]["data_offsets"]))
+        text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > n:  # the same JSON in another order is never longer
+            raise RuntimeError(f"{path}: cannot reorder the safetensors header in place")
+        f.seek(8)
+        f.write(text + b" " * (n - len(text)))  # same length: data offsets stay valid
 
 
 def load_params(path: str | Path) -> tuple[Params, dict[str, str]]:
