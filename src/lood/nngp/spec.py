@@ -45,6 +45,7 @@ class QuerySpec(Settings):
     n_records: int
     query_size: int
     init: str
+    data_starts: int
     lr: float
     n_steps: int
     patience: int
