@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.linalg
 from scipy.optimize import minimize_scalar
 
-from lood.nngp.evidence import evidence_curve, select_sigma2
+from lood.nngp.evidence import (
+    amplitude_profile,
+    choose_sigma2,
+    evidence_curve,
+    resolve_sigma2,
+    select_sigma2,
+    write_sigma2,
+)
 
 
 def _direct_log_evidence(k, y, s2):
@@ -84,3 +93,41 @@ def test_bad_inputs_raise():
         select_sigma2(k, y, lower=1.0, upper=0.5)
     with pytest.raises(ValueError, match="square"):
         evidence_curve(k[:, :3], y)
+
+
+def test_amplitude_profile_equals_a_direct_search_over_scale_and_noise():
+    k, y = _problem()
+    curve = evidence_curve(k, y)
+    scale = float(np.mean(np.diag(k)))
+    res = amplitude_profile(curve, scale, 1e-4, 1e1, n_grid=9)
+    # brute force: for each grid ratio, the direct evidence of c K + c rho I over a fine grid of c
+    best = -np.inf
+    for rho in np.geomspace(1e-4 * scale, 1e1 * scale, 9):
+        for c in np.geomspace(1e-3, 1e3, 601):
+            val = _direct_log_evidence(c * k, y, c * rho)
+            if val > best:
+                best, best_rho, best_c = val, rho, c
+    assert res.rho == pytest.approx(best_rho, rel=1e-10)
+    assert res.amplitude == pytest.approx(best_c, rel=0.02)  # the c grid's resolution
+    assert res.log_evidence >= best - 1e-9 * abs(best)
+    assert res.log_evidence == pytest.approx(
+        _direct_log_evidence(res.amplitude * k, y, res.amplitude * res.rho), rel=1e-10
+    )
+
+
+def test_auto_sigma2_record_round_trips_and_flags_the_bound(tmp_path):
+    k, y = _problem()
+    rec = choose_sigma2(k, y, "nngp")
+    assert rec["sigma2"] == pytest.approx(select_sigma2(k, y).sigma2, rel=1e-12)
+    assert not rec["at_bound"] and rec["kernel"] == "nngp"
+    path = tmp_path / "sigma2_nngp.json"
+    write_sigma2(rec, str(path))
+    assert json.loads(path.read_text())["grid_log_evidence"] == rec["grid_log_evidence"]
+    assert resolve_sigma2("auto", str(path)) == rec["sigma2"]
+    assert resolve_sigma2(0.05, None) == 0.05
+    with pytest.raises(ValueError, match="auto"):
+        resolve_sigma2("auto", None)
+    # a kernel whose smallest eigenvalue dwarfs the noise the labels need: the lower bound
+    k_floor = k + 5.0 * np.eye(len(k))
+    rec = choose_sigma2(k_floor, np.sign(y) * 0.01, "ntk")
+    assert rec["at_bound"] and rec["sigma2"] == pytest.approx(rec["search_range"][0], rel=1e-6)

@@ -19,6 +19,7 @@ from lood.nngp.ntk import (
     ntk_lood_self,
     ntk_posterior,
 )
+from lood.nngp.tables import lood_table
 
 ARCH = Architecture(2, 64, "relu", 1.4, 0.1, "ntk", 3)
 SIGMA2 = 0.05
@@ -165,3 +166,22 @@ def test_bad_inputs_raise():
         ntk_lood_self(fit, [4])
     with pytest.raises(ValueError, match="Theta_DQ"):
         ntk_loo_pointwise(fit, np.ones((4, 2)), np.ones((4, 3)), np.ones(2), [0])
+
+
+def test_lood_table_under_the_ntk_is_the_ntk_gp_lood(problem):
+    p = problem
+    labels = np.argmax(p["y"], axis=1)
+    fit = fit_ntk_gp(p["k_dd"], p["t_dd"], p["y"], SIGMA2)
+    differ = np.array([3, 0, 7])
+    table = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "differ", Theta=p["t_dd"])
+    ref = ntk_lood_self(fit, differ)
+    np.testing.assert_array_equal(table.differ_idx, differ)
+    for col, key in [("kl_lood", "kl"), ("mean_dist_lood", "mean_dist"), ("nngp_auc", "auc"),
+                     ("var_in", "var_in"), ("var_out", "var_out")]:  # fmt: skip
+        np.testing.assert_allclose(table[col], ref[key], rtol=1e-12)
+    every = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "all", Theta=p["t_dd"])
+    np.testing.assert_allclose(every.kl_lood, ntk_lood_all(fit)["kl"], rtol=1e-12)
+    assert every.is_differ.sum() == 3
+    # without Theta it is the NNGP table
+    nngp = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "differ")
+    assert not np.allclose(nngp.kl_lood, table.kl_lood)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lood.figures.onion import onion_rise
 from lood.nngp.gp import centred_one_hot, fit_gp, lood_all
 from lood.nngp.ntk import fit_ntk_gp, ntk_lood_all
 from lood.nngp.onion import privacy_onion
+from lood.nngp.spec import OnionSpec
+from lood.nngp.tables import onion_table
 
 SIGMA2 = 0.05
 N, C, K_PEEL, LAYERS = 30, 3, 3, 4
@@ -78,3 +81,21 @@ def test_bad_arguments_raise():
         privacy_onion(k, y, 0.0, 1, 1)
     with pytest.raises(ValueError, match="Theta_DD"):
         privacy_onion(k, y, SIGMA2, 1, 1, Theta_DD=theta[:5, :5])
+
+
+def test_onion_table_marks_records_and_checks_its_size():
+    k, theta, y = _kernels(seed=2)
+    labels = np.argmax(y, axis=1)
+    tab = onion_table(k, labels, C, SIGMA2, np.array([4, 9]), 2, 3, Theta=theta)
+    ref = privacy_onion(k, y, SIGMA2, 2, 3, Theta_DD=theta, auc=True)
+    assert list(tab.columns[:4]) == ["layer", "idx", "label", "is_differ"]
+    np.testing.assert_allclose(tab.nngp_auc, ref.table.auc)
+    np.testing.assert_array_equal(tab.label, labels[tab.idx])
+    assert set(tab.idx[tab.is_differ]) == {4, 9}
+    assert len(tab) == 3 * N - 3 - 6
+    rise = onion_rise(tab)
+    assert len(rise) == N - 6 and rise.rise.is_monotonic_decreasing
+    np.testing.assert_allclose(rise.rise, rise.kl_last / rise.kl_first)
+    OnionSpec(True, 2, 3, 1).check(N)
+    with pytest.raises(ValueError, match="onion.k"):
+        OnionSpec(True, 10, 3, 1).check(N)

@@ -10,6 +10,7 @@ from lood.config import derive_seed
 from lood.data.split import Split
 from lood.io import load_npz, savez, write_csv
 from lood.logs import setup_logging
+from lood.nngp.evidence import resolve_sigma2
 from lood.nngp.landscape import landscape_records
 from lood.nngp.query import (
     data_starts,
@@ -26,7 +27,8 @@ p = QuerySpec.from_config(sm.params.query)
 split = Split.load(sm.input.split)
 arch = Architecture.from_config(sm.params.model, split.n_classes)
 K = load_npz(sm.input.kernel)["K"]
-obj = make_objective(arch, split.x_train, K, split.y_train, sm.params.sigma2)
+sigma2 = resolve_sigma2(sm.params.sigma2, sm.input.get("sigma2"))
+obj = make_objective(arch, split.x_train, K, split.y_train, sigma2)
 records = landscape_records(pd.read_csv(sm.input.differ)["differ_idx"].to_numpy(), p.n_records)
 rows, hist, best, init = [], [], [], []
 for record in records:

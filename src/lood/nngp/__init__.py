@@ -43,6 +43,8 @@ PUBLIC = {
     "ntk_posterior": "ntk",
     "NTKGPFit": "ntk",
     "OnionResult": "onion",
+    "OnionSpec": "spec",
+    "onion_table": "tables",
     "optimize_query": "query",
     "pixel_l2": "query",
     "posterior": "gp",

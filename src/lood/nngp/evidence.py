@@ -10,16 +10,26 @@ One eigendecomposition (O(N^3)), then O(N) per candidate. The search runs over `
 ``[lower, upper] * mean(diag K)``: a coarse grid first (the evidence can have several local
 optima), then a bounded scalar search between the neighbours of the best grid point. The kernel
 may already contain a noise-like floor (its smallest eigenvalue), in which case the evidence
-keeps rising as sigma2 -> 0 and the result sits at the lower bound (``at_bound``).
+keeps rising as sigma2 -> 0 and the result sits at the lower bound (``at_bound``). This is what
+happens with the default experiment's relu kernels (smallest eigenvalue of K 0.075 for a mean
+diagonal of 2): the chosen value is then the search range's end, not a property of the data.
+:func:`amplitude_profile` frees the kernel's scale too (kernel ``c K``, noise ``c rho``, ``c``
+in closed form), which asks whether a rescaled kernel would want noise.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+
+from lood.io import atomic_path
+
+#: relative search range of ``select_sigma2`` (times mean(diag K)) used by ``nngp.sigma2: auto``
+SEARCH_RANGE = (1e-6, 1e2)
 
 
 @dataclass(frozen=True)
@@ -105,3 +115,72 @@ def select_sigma2(
         grid_log_evidence=grid_vals,
         at_bound=bool(best_log - log_grid[0] < tol or log_grid[-1] - best_log < tol),
     )
+
+
+@dataclass(frozen=True)
+class AmplitudeResult:
+    """Evidence maximised over the kernel's scale ``c`` too (kernel ``c K``, noise ``c rho``)."""
+
+    rho: float  # noise-to-amplitude ratio (absolute units of K)
+    amplitude: float  # c
+    log_evidence: float
+    at_bound: bool
+
+
+def amplitude_profile(
+    curve: EvidenceCurve, scale: float, lower: float = SEARCH_RANGE[0],
+    upper: float = SEARCH_RANGE[1], n_grid: int = 81,
+) -> AmplitudeResult:  # fmt: skip
+    """Maximise the evidence of ``c K + c rho I`` over ``c`` (closed form) and ``rho`` (log grid on
+    ``[lower, upper] * scale``): ``c(rho) = sum_n r_n / (lam_n + rho) / (N C)`` and the profile
+    ``-N C / 2 (1 + log c(rho) + log 2 pi) - C / 2 sum_n log(lam_n + rho)``."""
+    rho = np.geomspace(lower * scale, upper * scale, n_grid)
+    lam = curve.eigvals[None, :] + rho[:, None]
+    nc = curve.eigvals.size * curve.n_classes
+    amp = np.sum(curve.proj2 / lam, axis=1) / nc
+    prof = -0.5 * nc * (1.0 + np.log(amp) + np.log(2 * np.pi)) - 0.5 * curve.n_classes * np.sum(
+        np.log(lam), axis=1
+    )
+    j = int(np.argmax(prof))
+    return AmplitudeResult(float(rho[j]), float(amp[j]), float(prof[j]), j in (0, n_grid - 1))
+
+
+def choose_sigma2(K: Any, Y: Any, kernel: str) -> dict[str, Any]:
+    """``nngp.sigma2: auto``: the evidence-maximising sigma2 of the GP with kernel ``K`` (the NNGP
+    kernel, or the NTK for the NTK-GP, whose mean is that GP's posterior mean) over
+    :data:`SEARCH_RANGE` times mean(diag K), with what :func:`write_sigma2` stores beside it."""
+    res = select_sigma2(K, Y, *SEARCH_RANGE)
+    scale = float(np.mean(np.diagonal(np.asarray(K, dtype=np.float64))))
+    amp = amplitude_profile(evidence_curve(K, Y), scale)
+    return {
+        "kernel": kernel,
+        "sigma2": res.sigma2,
+        "log_evidence": res.log_evidence,
+        "at_bound": res.at_bound,
+        "search_range": [SEARCH_RANGE[0] * scale, SEARCH_RANGE[1] * scale],
+        "mean_diag": scale,
+        "grid": res.grid.tolist(),
+        "grid_log_evidence": res.grid_log_evidence.tolist(),
+        "free_amplitude": {
+            "sigma2_over_amplitude": amp.rho,
+            "amplitude": amp.amplitude,
+            "log_evidence": amp.log_evidence,
+            "at_bound": amp.at_bound,
+        },  # fmt: skip
+    }
+
+
+def write_sigma2(record: dict[str, Any], path: str) -> None:
+    """Write the chosen sigma2 (and its search) as JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def resolve_sigma2(value: float | str, path: str | None = None) -> float:
+    """The sigma2 a GP job uses: ``value`` itself, or for ``"auto"`` the one stored at ``path``."""
+    if value != "auto":
+        return float(value)
+    if not path:
+        raise ValueError("nngp.sigma2 is auto but no sigma2 file (nngp/sigma2_<kernel>.json) given")
+    with open(path) as fh:
+        return float(json.load(fh)["sigma2"])
