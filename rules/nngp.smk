@@ -56,6 +56,8 @@ rule nngp_sigma2:
         f"{RESULTS}/{{experiment}}/nngp/sigma2_{{gp}}.json",
     log:
         f"{RESULTS}/{{experiment}}/logs/nngp_sigma2_{{gp}}.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/nngp_sigma2_{{gp}}.tsv"
     threads: 2
     resources:
         gpu=0,

@@ -7,6 +7,7 @@ from lood.lazy import exports
 PUBLIC = {
     "absolute_diag_reg": "ntk",
     "centred_one_hot": "gp",
+    "ascent_step": "query",
     "data_starts": "query",
     "evidence_curve": "evidence",
     "EvidenceCurve": "evidence",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -56,6 +56,8 @@ class LoodObjective:
     alpha: jnp.ndarray  # A Y [N, C]
     kernel_fn: Callable[..., Any]
     fit: GPFit | None = None  # the factorisation A came from (data starts use its downdates)
+    # compiled ascent step (one per objective: the record is an argument, so records share it)
+    compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_classes(self) -> int:
@@ -198,6 +200,20 @@ def data_starts(
     return x[idx], idx
 
 
+def ascent_step(obj: LoodObjective) -> Callable[..., Any]:
+    """``(queries [S, M, d], record) -> ((log KL [S], KL [S]), gradient [S, M, d])``, jitted once
+    per objective and cached on it (the record is traced, so every record reuses the compilation)."""
+    if "ascent" not in obj.compiled:
+
+        def objective(q: jnp.ndarray, record: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+            kl = query_lood(obj, q, record)["kl"]
+            return jnp.log(kl), kl
+
+        grad_fn = jax.value_and_grad(objective, has_aux=True)
+        obj.compiled["ascent"] = jax.jit(jax.vmap(grad_fn, in_axes=(0, None)))
+    return obj.compiled["ascent"]
+
+
 def optimize_query(
     obj: LoodObjective,
     record: int,
@@ -230,11 +246,7 @@ def optimize_query(
     if starts.ndim != 3 or starts.shape[0] == 0:
         raise ValueError(f"q0 must be [M, d] or [S, M, d] with S >= 1, got shape {q0a.shape}")
 
-    def objective(q: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        kl = query_lood(obj, q, record)["kl"]
-        return jnp.log(kl), kl
-
-    step_fn = jax.jit(jax.vmap(jax.value_and_grad(objective, has_aux=True)))
+    step_fn = ascent_step(obj)
     q = jnp.asarray(starts)
     m1 = jnp.zeros_like(q)
     m2 = jnp.zeros_like(q)
@@ -248,7 +260,7 @@ def optimize_query(
     best, since = -math.inf, 0
     stopped = False
     for step in range(n_steps + 1):
-        (_, kl), grad = step_fn(q)
+        (_, kl), grad = step_fn(q, record)
         kl_val = np.asarray(kl, dtype=np.float64)
         finite = np.isfinite(kl_val) & np.asarray(jnp.all(jnp.isfinite(grad), axis=(1, 2)))
         if np.any(alive & ~finite):
