@@ -22,6 +22,7 @@ N_SHARDS = lc.n_shards(config)
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
     shard=r"\d+",
+    gp="nngp|ntk",
 
 
 def exp(wildcards):
@@ -56,6 +57,34 @@ def section(path, only=(), ignore=()):
         return _neutral(path, value, set(only), set(ignore))
 
     return params
+
+
+def kernel_files(experiment, gp):
+    """Kernel files of a GP: the NNGP kernel, and for the NTK-GP (gp = ntk) also the NTK."""
+    base = f"{RESULTS}/{experiment}/nngp"
+    files = {"kernel": f"{base}/kernel.npz"}
+    if gp == "ntk":
+        files["ntk"] = f"{base}/ntk.npz"
+    return files
+
+
+def gp_kernels(wildcards):
+    return kernel_files(wildcards.experiment, wildcards.gp)
+
+
+def gp_inputs(kernel=None):
+    """Input function of a GP job: the kernel files of ``kernel`` (nngp | ntk; None: the
+    experiment's nngp.kernel) and, with nngp.sigma2 auto, the sigma2 chosen for that GP."""
+
+    def inputs(wildcards):
+        nngp = exp(wildcards)["nngp"]
+        gp = kernel or nngp["kernel"]
+        files = kernel_files(wildcards.experiment, gp)
+        if nngp["sigma2"] == "auto":
+            files["sigma2"] = f"{RESULTS}/{wildcards.experiment}/nngp/sigma2_{gp}.json"
+        return files
+
+    return inputs
 
 
 def user_files(wildcards):
@@ -225,8 +254,15 @@ def comparison_targets():
     return outs
 
 
+def onion_targets(e):
+    if not config["onion"]["enabled"]:
+        return []
+    return [f"{RESULTS}/{e}/onion.csv"] + figure_paths(f"{RESULTS}/{e}/figures/onion")
+
+
 # Optional stages: functions experiment-name -> list of targets for `rule all`.
-EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets, attacks_targets]
+EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets, attacks_targets,
+                 onion_targets]  # fmt: skip
 
 
 # --- job sizes: `threads: sized("rule").threads` and `resources: **sized("rule").resources`
@@ -259,6 +295,7 @@ for _e in EXPERIMENTS:
 # Switch of each optional stage's rules: their sizes are checked only when the stage runs.
 STAGE_OF_RULE = {
     **dict.fromkeys(["attacks", "plot_attacks"], "attacks"),
+    **dict.fromkeys(["onion", "plot_onion"], "onion"),
     **dict.fromkeys(["train_subsets", "memorization", "plot_memorization"], "memorization"),
     **dict.fromkeys(["landscape_queries", "lood_landscape", "mia_landscape", "plot_landscape"],
                     "landscape"),  # fmt: skip

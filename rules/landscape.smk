@@ -24,8 +24,8 @@ rule landscape_queries:
 rule lood_landscape:
     """KL / mean-distance LOOD and NNGP AUC of each landscape record at its queries."""
     input:
+        unpack(gp_inputs("nngp")),
         split=rules.split.output.split,
-        kernel=rules.nngp_kernel.output.kernel,
         queries=rules.landscape_queries.output.queries,
     output:
         report(
@@ -106,9 +106,9 @@ rule plot_landscape:
 rule optimize_query:
     """Adam ascent on KL LOOD over a query set per record; reconstruction quality vs a baseline."""
     input:
+        unpack(gp_inputs("nngp")),
         split=rules.split.output.split,
         differ=rules.split.output.differ,
-        kernel=rules.nngp_kernel.output.kernel,
     output:
         queries=f"{RESULTS}/{{experiment}}/query/optimized.npz",
         history=f"{RESULTS}/{{experiment}}/query/history.csv",

@@ -19,6 +19,7 @@ from lood.nngp.landscape import (
     raw_step_to_normalized,
 )
 from lood.nngp.query import (
+    data_starts,
     initial_query,
     kernel_cosine,
     lood_landscape,
@@ -120,9 +121,61 @@ def test_optimization_increases_lood_and_stops_early(problem):
     assert res.best > 2 * res.history[0]
     assert res.best == res.history.max()
     np.testing.assert_allclose(float(query_lood(obj, res.query, 1)["kl"]), res.best, rtol=1e-10)
-    # a huge tolerance never counts as an improvement: stops after `patience` steps
+    # a huge tolerance never counts as an improvement: stops after `patience` steps, keeping the
+    # best query seen
     res2 = optimize_query(obj, 1, q0, lr=0.05, n_steps=60, patience=5, tol=1e6)
-    assert res2.stopped_early and res2.n_steps == 5 and res2.best_step == 0
+    assert res2.stopped_early and res2.n_steps == 5
+    assert res2.best == res2.history.max() and res2.best_step == int(res2.history.argmax())
+    assert res2.start == 0 and len(res2.start_best) == 1
+
+
+def test_data_starts_rank_the_other_records_by_brute_force_lood(problem):
+    arch, x, y, K, obj = problem
+    record = 6
+    q, idx = data_starts(obj, K, record, 3, 2)
+    assert q.shape == (3, 2, x.shape[1]) and idx.shape == (3, 2)
+    assert record not in idx and len(np.unique(idx)) == 6
+    np.testing.assert_array_equal(q, x[idx])
+    kl = {
+        j: brute_force_kl(arch, x, y, record, x[j : j + 1])[0] for j in range(len(x)) if j != record
+    }
+    order = sorted(kl, key=lambda j: -kl[j])
+    np.testing.assert_array_equal(idx.ravel(), order[:6])
+    assert data_starts(obj, K, record, 0, 1)[0].shape == (0, 1, x.shape[1])
+
+
+def test_several_starts_ascend_as_each_alone_and_the_best_is_kept(problem):
+    _, x, _, K, obj = problem
+    record = 1
+    q0, _ = initial_query(x, record, 1, "random", 0)
+    q_data, _ = data_starts(obj, K, record, 2, 1)
+    starts = np.concatenate([q0[None], q_data])
+    multi = optimize_query(obj, record, starts, lr=0.05, n_steps=25, patience=100, tol=0.0)
+    alone = [optimize_query(obj, record, s, lr=0.05, n_steps=25, patience=100, tol=0.0)
+             for s in starts]  # fmt: skip
+    np.testing.assert_allclose(multi.start_best, [r.best for r in alone], rtol=1e-9)
+    win = int(np.argmax([r.best for r in alone]))
+    assert multi.start == win
+    np.testing.assert_allclose(multi.history, alone[win].history, rtol=1e-9)
+    np.testing.assert_allclose(multi.query, alone[win].query, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(multi.init, starts[win])
+    np.testing.assert_allclose(float(query_lood(obj, multi.query, record)["kl"]), multi.best,
+                               rtol=1e-10)  # fmt: skip
+
+
+def test_a_data_start_reaches_the_record_where_a_random_start_stalls(problem):
+    _, x, _, K, obj = problem
+    record = 3
+    at_record = float(query_lood(obj, x[record : record + 1], record)["kl"])
+    far = x.mean(axis=0) + 30.0 * x.std() * np.random.default_rng(0).standard_normal(
+        (1, x.shape[1])
+    )
+    stalled = optimize_query(obj, record, far, lr=0.05, n_steps=100, patience=20, tol=1e-4)
+    q_data, _ = data_starts(obj, K, record, 2, 1)
+    res = optimize_query(obj, record, np.concatenate([far[None], q_data]), lr=0.05, n_steps=300,
+                         patience=50, tol=1e-6)  # fmt: skip
+    assert stalled.best < 0.5 * at_record
+    assert res.start > 0 and res.best >= 0.99 * at_record
 
 
 def test_initial_query_record_init_uses_other_records(problem):

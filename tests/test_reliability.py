@@ -47,6 +47,8 @@ BAD_CONFIGS = {
     "repeated class": (put("data.classes", [3, 3]), "data.classes"),
     "sigma2 zero": (put("nngp.sigma2", 0), "nngp.sigma2"),
     "sigma2 negative": (put("nngp.sigma2", -0.1), "nngp.sigma2"),
+    "sigma2 neither number nor auto": (put("nngp.sigma2", "evidence"), "nngp.sigma2"),
+    "kernel unknown": (put("nngp.kernel", "rbf"), "nngp.kernel"),
     "lr zero": (put("train.lr", 0), "train.lr"),
     "batch larger than data": (put("train.batch_size", 1000), "experiments.tiny.train.batch_size"),
     "optimizer unknown": (put("train.optimizer", "rmsprop"), "train.optimizer"),
@@ -91,6 +93,8 @@ def test_numeric_strings_from_the_command_line_are_coerced(tmp_path):
     out = check(cfg, tmp_path)
     assert out["nngp"]["sigma2"] == 0.1 and out["mia"]["n_splits"] == 7
     assert out["train"]["lr"] == 0.25 and out["train"]["dp"]["enabled"] is False
+    cfg["nngp"]["sigma2"] = "auto"  # the other alternative: kept as the string
+    assert check(cfg, tmp_path)["nngp"]["sigma2"] == "auto"
     cfg["nngp"]["sigma2"] = "zero point one"
     with pytest.raises(ValueError, match=r"^nngp\.sigma2: 'zero point one' is not of type"):
         check(cfg, tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -328,6 +329,48 @@ def test_activation_comparison(tiny_run, tmp_path):
     assert set(paired.metric_a) == {"kl_lood", "mean_dist_lood", "nngp_auc", "mia_auc", "pred_diff"}
     assert (paired.n == 3).all() and (stats.comparison == "within").sum() == 6
     assert (res / "comparison" / "figures" / "activation.png").stat().st_size > 1000
+
+
+def test_ntk_kernel_sigma2_by_the_evidence_and_the_onion(tiny_run, tmp_path):
+    """nngp.kernel: ntk and nngp.sigma2: auto add the NTK and the evidence search and rerun the
+    GP rules, never the training; lood.csv is then the NTK-GP LOOD at the stored sigma2. The
+    onion (off by default) peels under the same GP."""
+    from lood.data.split import Split
+    from lood.nngp.evidence import select_sigma2
+    from lood.nngp.gp import centred_one_hot
+    from lood.nngp.tables import lood_table
+
+    work = tmp_path / "ntk"
+    shutil.copytree(tiny_run[0], work, symlinks=True)
+
+    def ntk(c):
+        c["nngp"].update(kernel="ntk", sigma2="auto")
+        c["onion"] = {"enabled": True, "n_layers": 2, "k": 3}
+
+    config = write_config(work / "ntk.yaml", ntk)
+    rules = planned_rules(snakemake(work, config, "-n"))
+    assert {"ntk_kernel", "nngp_sigma2", "lood", "lood_all", "lood_landscape", "optimize_query",
+            "onion", "plot_onion"} <= rules  # fmt: skip
+    assert not {"train_in", "train_out", "mia", "nngp_kernel", "audit"} & rules
+    base = work / "results" / "tiny"
+    proc = snakemake(work, config, "--cores", "2", "results/tiny/lood.csv",
+                     "results/tiny/figures/onion.png")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    theta = np.load(base / "nngp" / "ntk.npz")["Theta"]
+    split = Split.load(base / "data" / "split.npz")
+    chosen = json.loads((base / "nngp" / "sigma2_ntk.json").read_text())
+    ref = select_sigma2(theta, centred_one_hot(split.y_train, split.n_classes))
+    assert chosen["kernel"] == "ntk" and chosen["sigma2"] == ref.sigma2
+    lood = pd.read_csv(base / "lood.csv")
+    want = lood_table(np.load(base / "nngp" / "kernel.npz")["K"], split.y_train, split.n_classes,
+                      ref.sigma2, lood.differ_idx.to_numpy(), Theta=theta)  # fmt: skip
+    np.testing.assert_allclose(lood.kl_lood, want.kl_lood, rtol=1e-9)
+    assert "auto" in (base / "logs" / "lood.log").read_text()
+    onion = pd.read_csv(base / "onion.csv")
+    assert sorted(onion.layer.unique()) == [0, 1, 2] and onion.removed.sum() == 6
+    layer0 = onion[onion.layer == 0].merge(lood, left_on="idx", right_on="differ_idx")
+    np.testing.assert_allclose(layer0.kl_lood_x, layer0.kl_lood_y, rtol=1e-9)
+    assert (base / "figures" / "onion.png").stat().st_size > 1000
 
 
 RESULT_TABLES = ["differ.csv", "mia.csv", "lood.csv", "lood_all.csv", "correlation.csv"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from lood.data.differ import read_differ_csv
 from lood.data.spec import DataSpec, DifferSpec
+from lood.nngp.spec import OnionSpec
 from lood.privacy.spec import AuditSpec
 from lood.train.spec import TrainSpec
 
@@ -151,7 +152,10 @@ def _coerce(node: dict[str, Any], value: Any) -> Any:
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [_coerce(node["items"], v) for v in value]
     types = node.get("type", [])
-    types = [types] if isinstance(types, str) else types
+    types = [types] if isinstance(types, str) else list(types)
+    for branch in node.get("anyOf", []):  # e.g. nngp.sigma2: a number or the constant "auto"
+        branch_types = branch.get("type", [])
+        types += [branch_types] if isinstance(branch_types, str) else branch_types
     wanted = tuple(t for name in types for t in _SCALARS.get(name, ()))
     if isinstance(value, str) and wanted and "string" not in types:
         try:
@@ -179,7 +183,11 @@ def validate(config: dict[str, Any]) -> None:
     if errors:
         err = errors[0]
         path = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ValueError(f"{path}: {err.message}")
+        message = err.message
+        if err.validator == "anyOf" and err.context:  # say what each alternative wanted
+            first, *others = dict.fromkeys(sub.message for sub in err.context)
+            message = first + "".join(f" (or: {m})" for m in others)
+        raise ValueError(f"{path}: {message}")
 
 
 def load_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
@@ -278,6 +286,9 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
     audit = AuditSpec.from_config(config["audit"])
     if audit.enabled:
         audit.sizes(data.n_train)
+    onion = OnionSpec.from_config(config["onion"])
+    if onion.enabled:
+        onion.check(data.n_train)
 
 
 def derive_seed(*keys: int | str) -> int:

@@ -27,6 +27,7 @@ checked against the site's ``gpu_mem_mb`` when it gives one, since SLURM cannot)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zipfile
 from collections.abc import Mapping
@@ -437,6 +438,16 @@ def experiment_requests(
         req[rule] = plot
     req["plot_inversion"] = light(data_mb=data_mb, kind="torch")  # loads networks
     req["plot_attacks"] = plot
+    req["plot_onion"] = plot
+    # the NTK and the NNGP kernel together (twice the kernel job); one eigendecomposition of K for
+    # sigma^2 by the evidence; the onion downdates the GP's inverse layer by layer
+    req["ntk_kernel"] = dataclasses.replace(
+        req["nngp_kernel"],
+        mem_mb=2 * req["nngp_kernel"].mem_mb,
+        runtime=2 * req["nngp_kernel"].runtime,
+    )
+    req["nngp_sigma2"] = req["lood"]
+    req["onion"] = req["lood_all"]
     # every model's outputs on the differing and test records, a few copies while scoring
     req["attacks"] = light(data_mb=_mb(4.0 * 4 * n_models * (n_differ + n_test) * c), kind="numpy")
 

@@ -27,6 +27,9 @@ def _cast(value: Any, annotation: Any, where: str) -> Any:
             if len(options) == len(typing.get_args(annotation)):
                 raise ValueError(f"{where}: must not be null")
             return None
+        for option in options:  # already one of the union's plain types (float | str): kept
+            if option in (int, float, str) and type(value) is option:
+                return value
         return _cast(value, options[0], where)
     if isinstance(annotation, type) and issubclass(annotation, Settings):
         return annotation.from_config(value, where)

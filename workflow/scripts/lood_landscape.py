@@ -7,6 +7,7 @@ from lood.arch import Architecture
 from lood.data.split import Split
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
+from lood.nngp.evidence import resolve_sigma2
 from lood.nngp.gp import centred_one_hot, fit_gp
 from lood.nngp.query import lood_landscape
 
@@ -15,8 +16,9 @@ log = setup_logging(sm.log[0], "lood.lood_landscape")
 split = Split.load(sm.input.split)
 q = load_npz(sm.input.queries)
 arch = Architecture.from_config(sm.params.model, split.n_classes)
+sigma2 = resolve_sigma2(sm.params.sigma2, sm.input.get("sigma2"))
 fit = fit_gp(load_npz(sm.input.kernel)["K"], centred_one_hot(split.y_train, split.n_classes),
-             sm.params.sigma2)  # fmt: skip
+             sigma2)  # fmt: skip
 parts = []
 for record, queries in zip(q["records"], q["queries"], strict=True):
     res = lood_landscape(fit, arch, split.x_train, queries, int(record))

@@ -20,6 +20,8 @@ PUBLIC = {
     "landscape_figure": "landscape",
     "log_axes": "common",
     "memorization_images_figure": "memorization",
+    "onion_figure": "onion",
+    "onion_rise": "onion",
     "Panel": "correlation",
     "PlotSpec": "spec",
     "reconstruction_figure": "landscape",

@@ -1,12 +1,19 @@
 """NNGP stage: kernels, the GP posterior and its leave-one-out downdates, LOOD tables,
-landscapes and query optimisation."""
+landscapes and query optimisation; the NTK-GP, sigma^2 by the evidence and the privacy onion."""
 
 from lood.lazy import exports
 
 #: public name -> module of this package that defines it (imported on first use)
 PUBLIC = {
+    "absolute_diag_reg": "ntk",
     "centred_one_hot": "gp",
+    "ascent_step": "query",
+    "data_starts": "query",
+    "evidence_curve": "evidence",
+    "EvidenceCurve": "evidence",
+    "EvidenceResult": "evidence",
     "fit_gp": "gp",
+    "fit_ntk_gp": "ntk",
     "gaussian_pair_auc": "gp",
     "GPFit": "gp",
     "initial_query": "query",
@@ -20,6 +27,7 @@ PUBLIC = {
     "loo_pointwise": "gp",
     "loo_query_set": "gp",
     "lood_all": "gp",
+    "lood_from_moments": "ntk",
     "lood_landscape": "query",
     "lood_self": "gp",
     "lood_table": "tables",
@@ -28,15 +36,28 @@ PUBLIC = {
     "nngp_diag": "kernel",
     "nngp_kernel": "kernel",
     "NNGPSpec": "spec",
+    "ntk_kernels": "ntk",
+    "ntk_loo_pointwise": "ntk",
+    "ntk_loo_posterior": "ntk",
+    "ntk_lood_all": "ntk",
+    "ntk_lood_self": "ntk",
+    "ntk_posterior": "ntk",
+    "NTKGPFit": "ntk",
+    "OnionResult": "onion",
+    "OnionSpec": "spec",
+    "onion_table": "tables",
     "optimize_query": "query",
     "pixel_l2": "query",
     "posterior": "gp",
+    "privacy_onion": "onion",
     "query_lood": "query",
     "QueryResult": "query",
     "QuerySpec": "spec",
     "random_direction": "landscape",
     "raw_step_to_normalized": "landscape",
     "reconstruction_row": "query",
+    "select_sigma2": "evidence",
+    "self_lood_from_parts": "ntk",
     "stax_network": "kernel",
     "x_minus_log1p": "gp",
 }

@@ -15,6 +15,11 @@ Everything is a smooth function of Q through the neural-tangents ``kernel_fn`` o
 architecture, so ``jax.grad`` gives the gradient with respect to the query, which
 :func:`optimize_query` ascends with Adam ("reconstruction" of the differing record: the original
 tool's ``nt_opt_query.py``). float64 throughout (``lood.nngp`` enables ``jax_enable_x64``).
+
+From a random start the ascent can stall where the LOOD is flat (~1e-8 far from the data, so
+300 steps do not reach the record). :func:`data_starts` adds starts at the training records
+(other than x) where x's LOOD is highest, found for all N records at once by the rank-one
+downdate; :func:`optimize_query` runs every start at once (``jax.vmap``) and keeps the best.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -30,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lood.arch import Architecture
-from lood.nngp.gp import centred_one_hot, fit_gp, loo_pointwise, x_minus_log1p
+from lood.nngp.gp import GPFit, centred_one_hot, fit_gp, loo_pointwise, x_minus_log1p
 from lood.nngp.kernel import nngp_diag, nngp_kernel, stax_network
 
 INITS = ("random", "record")
@@ -50,6 +55,9 @@ class LoodObjective:
     A: jnp.ndarray  # (K_DD + (sigma2 + jitter) I)^-1 [N, N]
     alpha: jnp.ndarray  # A Y [N, C]
     kernel_fn: Callable[..., Any]
+    fit: GPFit | None = None  # the factorisation A came from (data starts use its downdates)
+    # compiled ascent step (one per objective: the record is an argument, so records share it)
+    compiled: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_classes(self) -> int:
@@ -67,6 +75,7 @@ def make_objective(
         A=jnp.asarray(fit.A),
         alpha=jnp.asarray(fit.alpha),
         kernel_fn=stax_network(arch)[2],
+        fit=fit,
     )
 
 
@@ -118,13 +127,15 @@ def lood_landscape(
 # --------------------------------------------------------------------------------------------
 @dataclass
 class QueryResult:
-    """Outcome of :func:`optimize_query` for one record."""
+    """Outcome of :func:`optimize_query` for one record (the best of its starts)."""
 
     query: np.ndarray  # best query set found [M, d]
-    init: np.ndarray  # initial query set [M, d]
-    history: np.ndarray  # KL LOOD before each step and after the last one [n_steps + 1]
+    init: np.ndarray  # initial query set of the start that found it [M, d]
+    history: np.ndarray  # that start's KL LOOD before each step and after the last [n_steps + 1]
     best_step: int  # index into history of the returned query
     stopped_early: bool
+    start: int = 0  # index of the winning start (0: the ``init`` start, then the data starts)
+    start_best: np.ndarray | None = None  # best KL LOOD reached from each start [S]
 
     @property
     def n_steps(self) -> int:
@@ -163,6 +174,46 @@ def initial_query(
     return x.mean(axis=0) + x.std() * noise, baseline
 
 
+def data_starts(
+    obj: LoodObjective, K_DD: np.ndarray, record: int, n_starts: int, query_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n_starts`` query sets [S, M, d] made of the training records other than ``record`` where
+    the record's pointwise KL LOOD is highest (start s holds the candidates ranked s*M .. s*M+M-1),
+    and their indices [S, M].
+
+    The LOOD of the record at every other training record as a query is one rank-one downdate
+    (:func:`lood.nngp.gp.loo_pointwise`, O(N^2) after the factorisation); it uses nothing the
+    objective does not (``A``, ``alpha``, the record's index), and never the record's input.
+    """
+    if obj.fit is None:
+        raise ValueError("data starts need the objective's GP fit (build it with make_objective)")
+    x = np.asarray(obj.x_train)
+    n = x.shape[0]
+    others = np.delete(np.arange(n), record)
+    n_starts = min(int(n_starts), len(others) // max(int(query_size), 1))
+    if n_starts <= 0:
+        return np.empty((0, query_size, x.shape[1])), np.empty((0, query_size), dtype=np.int64)
+    K = np.asarray(K_DD, dtype=np.float64)
+    kl = loo_pointwise(obj.fit, K[:, others], np.diagonal(K)[others], [record], auc=False)["kl"][0]
+    order = others[np.lexsort((others, -kl))]  # highest LOOD first, ties by index
+    idx = order[: n_starts * query_size].reshape(n_starts, query_size)
+    return x[idx], idx
+
+
+def ascent_step(obj: LoodObjective) -> Callable[..., Any]:
+    """``(queries [S, M, d], record) -> ((log KL [S], KL [S]), gradient [S, M, d])``, jitted once
+    per objective and cached on it (the record is traced, so every record reuses the compilation)."""
+    if "ascent" not in obj.compiled:
+
+        def objective(q: jnp.ndarray, record: Any) -> tuple[jnp.ndarray, jnp.ndarray]:
+            kl = query_lood(obj, q, record)["kl"]
+            return jnp.log(kl), kl
+
+        grad_fn = jax.value_and_grad(objective, has_aux=True)
+        obj.compiled["ascent"] = jax.jit(jax.vmap(grad_fn, in_axes=(0, None)))
+    return obj.compiled["ascent"]
+
+
 def optimize_query(
     obj: LoodObjective,
     record: int,
@@ -178,58 +229,87 @@ def optimize_query(
 ) -> QueryResult:
     """Gradient ascent on KL LOOD over the query set with Adam; returns the best query found.
 
-    Ascends ``log KL`` (same maximisers, gradients well scaled whatever the size of KL). Stops
-    after ``n_steps`` or when the best KL has not improved by a relative ``tol`` for ``patience``
-    consecutive steps. ``history`` holds KL before each step (and after the last).
+    ``q0`` is one start [M, d] or several [S, M, d], ascended at once (``jax.vmap``), each with
+    its own Adam moments. Ascends ``log KL`` (same maximisers, gradients well scaled whatever the
+    size of KL). Stops after ``n_steps`` or when the best KL over all starts has not improved by a
+    relative ``tol`` for ``patience`` consecutive steps. The result is the best query of the best
+    start; ``history`` holds that start's KL before each step (and after the last).
     """
     if n_steps < 0 or patience < 1 or lr <= 0:
         raise ValueError(
             f"need n_steps >= 0, patience >= 1, lr > 0 (got {n_steps}, {patience}, {lr})"
         )
     log = logger or logging.getLogger("lood.query")
+    q0a = np.asarray(q0, dtype=np.float64)
+    single = q0a.ndim <= 2
+    starts = np.atleast_2d(q0a)[None] if single else q0a
+    if starts.ndim != 3 or starts.shape[0] == 0:
+        raise ValueError(f"q0 must be [M, d] or [S, M, d] with S >= 1, got shape {q0a.shape}")
 
-    def objective(q: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        kl = query_lood(obj, q, record)["kl"]
-        return jnp.log(kl), kl
-
-    step_fn = jax.jit(jax.value_and_grad(objective, has_aux=True))
-    q = jnp.asarray(np.atleast_2d(np.asarray(q0, dtype=np.float64)))
+    step_fn = ascent_step(obj)
+    q = jnp.asarray(starts)
     m1 = jnp.zeros_like(q)
     m2 = jnp.zeros_like(q)
     b1, b2 = betas
-    history: list[float] = []
-    best, best_q, best_step, since = -math.inf, q, 0, 0
+    n_s = starts.shape[0]
+    history: list[np.ndarray] = []
+    alive = np.ones(n_s, dtype=bool)  # a start whose LOOD or gradient turns non-finite stops
+    start_best = np.full(n_s, -np.inf)
+    best_q = np.array(starts)
+    best_at = np.zeros(n_s, dtype=np.int64)
+    best, since = -math.inf, 0
     stopped = False
     for step in range(n_steps + 1):
-        (_, kl), grad = step_fn(q)
-        kl_val = float(kl)
-        if not math.isfinite(kl_val) or not bool(jnp.all(jnp.isfinite(grad))):
-            log.warning("record %d: non-finite LOOD or gradient at step %d; stopping", record, step)
+        (_, kl), grad = step_fn(q, record)
+        kl_val = np.asarray(kl, dtype=np.float64)
+        finite = np.isfinite(kl_val) & np.asarray(jnp.all(jnp.isfinite(grad), axis=(1, 2)))
+        if np.any(alive & ~finite):
+            log.warning("record %d: non-finite LOOD or gradient at step %d from start(s) %s; "
+                        "stopping them", record, step, np.flatnonzero(alive & ~finite).tolist())  # fmt: skip
+            alive &= finite
+        if not alive.any():
             stopped = True
             break
+        kl_val = np.where(alive, kl_val, np.nan)
         history.append(kl_val)
-        improved = not math.isfinite(best) or kl_val > best + tol * abs(best)
-        if improved:
-            best, best_q, best_step, since = kl_val, q, step, 0
+        better = alive & (kl_val > start_best)
+        best_q[better] = np.asarray(q)[better]
+        best_at[better] = step
+        start_best = np.where(better, kl_val, start_best)
+        top = float(start_best.max())
+        if not math.isfinite(best) or top > best + tol * abs(best):
+            best, since = top, 0
         else:
             since += 1
         if log_every and step % log_every == 0:
-            log.info("record %d step %d: KL LOOD %.6g (best %.6g)", record, step, kl_val, best)
+            log.info("record %d step %d: KL LOOD %.6g (best %.6g)", record, step,
+                     float(np.nanmax(kl_val)), best)  # fmt: skip
         if step == n_steps:
             break
         if since >= patience:
             stopped = True
             break
+        live = jnp.asarray(alive)[:, None, None]
+        grad = jnp.where(live, grad, 0.0)
         m1 = b1 * m1 + (1 - b1) * grad
         m2 = b2 * m2 + (1 - b2) * grad**2
         t = step + 1
-        q = q + lr * (m1 / (1 - b1**t)) / (jnp.sqrt(m2 / (1 - b2**t)) + eps)
+        q = q + jnp.where(live, lr * (m1 / (1 - b1**t)) / (jnp.sqrt(m2 / (1 - b2**t)) + eps), 0.0)
+    if not history:
+        raise FloatingPointError(
+            f"record {record}: KL LOOD or its gradient is non-finite at every start"
+        )
+    win = int(np.argmax(start_best))
+    traj = np.array([h[win] for h in history], dtype=np.float64)
+    traj = traj[: np.argmax(np.isnan(traj))] if np.isnan(traj).any() else traj  # until it died
     return QueryResult(
-        query=np.asarray(best_q),
-        init=np.asarray(q0, dtype=np.float64).reshape(np.shape(best_q)),
-        history=np.asarray(history, dtype=np.float64),
-        best_step=int(best_step),
+        query=best_q[win],
+        init=starts[win],
+        history=traj,
+        best_step=int(best_at[win]),
         stopped_early=stopped,
+        start=win,
+        start_best=start_best,
     )
 
 
@@ -259,15 +339,20 @@ def reconstruction_row(
     record: int,
     baseline: int,
     unnormalize: Callable[[np.ndarray], np.ndarray],
-) -> dict[str, float | int]:
+    start_records: np.ndarray | None = None,
+    init: str = "random",
+) -> dict[str, float | int | str]:
     """One row of reconstruction.csv: LOOD gap and similarity of the optimised query to the record.
 
     For a query set (M > 1) the similarity of its best query (highest kernel cosine, smallest L2)
     is reported. The baseline is a random other training record compared with the record.
+    ``start_records`` [S - 1, M] are the training records of the data starts (start 0 is the
+    ``init`` start): ``start`` says which kind of start won, ``start_record`` its (first) record.
     """
     x = np.asarray(obj.x_train)
     at_record = float(query_lood(obj, jnp.asarray(x[record : record + 1]), record)["kl"])
     base = x[baseline : baseline + 1]
+    data = res.start > 0 and start_records is not None
     return {
         "differ_idx": int(record),
         "baseline_idx": int(baseline),
@@ -281,4 +366,8 @@ def reconstruction_row(
         "baseline_pixel_l2": float(pixel_l2(unnormalize, base, x[record])[0]),
         "n_steps": res.n_steps,
         "best_step": res.best_step,
+        "ratio": res.best / at_record if at_record > 0 else 0.0,
+        "start": "data" if data else init,
+        "start_record": int(start_records[res.start - 1][0]) if data else -1,
+        "n_starts": 1 if res.start_best is None else len(res.start_best),
     }

@@ -1,4 +1,4 @@
-"""Parsed ``nngp``, ``landscape`` and ``query`` sections (no jax import)."""
+"""Parsed ``nngp``, ``landscape``, ``query`` and ``onion`` sections (no jax import)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ class NNGPSpec(Settings):
 
     SECTION = "nngp"
 
-    sigma2: float
+    sigma2: float | str  # a number, or "auto" (by the evidence: nngp/sigma2_<kernel>.json)
     kernel_batch_size: int
     all_records: bool
+    kernel: str  # nngp | ntk: the GP of the lood tables and the onion
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,29 @@ class QuerySpec(Settings):
     n_records: int
     query_size: int
     init: str
+    data_starts: int
     lr: float
     n_steps: int
     patience: int
     tol: float
     seed: int
+
+
+@dataclass(frozen=True)
+class OnionSpec(Settings):
+    """The ``onion`` section: peel the ``k`` records of highest LOOD ``n_layers`` times."""
+
+    SECTION = "onion"
+
+    enabled: bool
+    n_layers: int
+    k: int
+    n_show: int
+
+    def check(self, n_train: int) -> None:
+        """The layers must leave records to score (privacy_onion needs n_layers * k < N)."""
+        if self.n_layers * self.k >= n_train:
+            raise ValueError(
+                f"onion.k: {self.n_layers} layers of {self.k} records would peel all "
+                f"{n_train} training records; need n_layers * k < data.n_train"
+            )
