@@ -567,7 +567,7 @@ def test_own_npz_dataset(tmp_path):
 def _dp_config(cfg):
     """tiny beside a DP-SGD copy of it; only the core, audit and inversion stages."""
     for stage in ("memorization", "landscape", "influence", "attacks"):
-        cfg[stage]["enabled"] = False
+        cfg.setdefault(stage, {})["enabled"] = False
     cfg["query"]["n_records"] = 1
     cfg["audit"] = {"n_runs": 2}
     cfg["inversion"] = {"n_models": 2, "n_steps": 40, "tv": 0.0}
