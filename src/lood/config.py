@@ -21,7 +21,7 @@ import numpy as np
 
 from lood.data.differ import read_differ_csv
 from lood.data.spec import DataSpec, DifferSpec
-from lood.privacy.spec import AuditSpec
+from lood.privacy.spec import AuditSpec, PanoramiaSpec
 from lood.train.spec import TrainSpec
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
@@ -275,6 +275,9 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
     audit = AuditSpec.from_config(config["audit"])
     if audit.enabled:
         audit.sizes(data.n_train)
+    panoramia = PanoramiaSpec.from_config(config["panoramia"])
+    if panoramia.enabled:
+        panoramia.sizes(data.n_train)
 
 
 def derive_seed(*keys: int | str) -> int:

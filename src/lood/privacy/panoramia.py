@@ -58,6 +58,7 @@ from sklearn.metrics import roc_auc_score
 from lood.arch import Architecture
 from lood.config import derive_seed
 from lood.privacy.audit import epsilon_lower_bound
+from lood.privacy.spec import member_counts
 from lood.train.ensemble import train_ensemble
 from lood.train.models import Params, forward, n_models
 from lood.train.spec import TrainConfig
@@ -115,22 +116,11 @@ def split_members(
 ) -> MemberSplit:
     """Split D's ``n`` records, seeded, into generator / attack-train / attack-test parts.
 
-    Part sizes are ``floor(fraction * n)`` for the two attack parts and the rest of
-    ``round(sum(fractions) * n)`` for the generator (fractions may sum to less than 1: the
-    remaining records are unused). Each part is sorted.
+    Part sizes are :func:`lood.privacy.spec.member_counts` (``floor(fraction * n)`` for the two
+    attack parts, the rest of ``round(sum(fractions) * n)`` for the generator; fractions may sum
+    to less than 1, the remaining records are unused). Each part is sorted.
     """
-    if len(fractions) != 3:
-        raise ValueError(
-            f"fractions must be (generator, attack_train, attack_test), got {fractions}"
-        )
-    f = np.asarray(fractions, dtype=float)
-    if not (np.isfinite(f).all() and (f > 0).all() and f.sum() <= 1.0 + 1e-12):
-        raise ValueError(f"fractions must be > 0 and sum to at most 1, got {tuple(fractions)}")
-    n = int(n)
-    n_train, n_test = int(f[1] * n), int(f[2] * n)
-    n_gen = min(round(f.sum() * n), n) - n_train - n_test
-    if min(n_gen, n_train, n_test) < 1:
-        raise ValueError(f"{n} records are too few for fractions {tuple(fractions)}")
+    n_gen, n_train, n_test = member_counts(n, fractions)
     perm = np.random.default_rng(seed).permutation(n)
     cuts = np.cumsum([n_gen, n_train, n_test])
     return MemberSplit(
