@@ -193,8 +193,38 @@ def comparison_targets():
         outs += [f"{COMPARISON}/audit.csv"] + figure_paths(f"{COMPARISON}/figures/audit")
     if config["inversion"]["enabled"]:
         outs += [f"{COMPARISON}/inversion.csv"] + figure_paths(f"{COMPARISON}/figures/inversion")
+    if config["panoramia"]["enabled"]:
+        outs += [f"{COMPARISON}/panoramia.csv"] + figure_paths(f"{COMPARISON}/figures/panoramia")
+    return outs
+
+
+def panoramia_comparison_inputs(wildcards):
+    """Per experiment: PANORAMIA's table, the in models (accountant epsilon), the retrained-model
+    MIA, LOOD and, when on, the one-run audit."""
+    files = {}
+    paths = {"panoramia": "panoramia/panoramia.csv", "in": "models/in.npz", "mia": "mia.csv",
+             "lood": "lood.csv"}  # fmt: skip
+    if config["audit"]["enabled"]:
+        paths["audit"] = "audit/audit.csv"
+    for key, path in paths.items():
+        for e, p in per_experiment(f"{{results}}/{{experiment}}/{path}").items():
+            files[f"{key}_{e}"] = p
+    return files
+
+
+# --- helpers of rules/panoramia.smk
+
+def panoramia_targets(e):
+    if not config["panoramia"]["enabled"]:
+        return []
+    base = f"{RESULTS}/{e}/panoramia"
+    outs = [f"{base}/{name}" for name in ("split.npz", "generator.safetensors", "generator.csv",
+                                          "panoramia.csv", "thresholds.csv", "curves.csv")]  # fmt: skip
+    for stem in ["samples", "curves"]:
+        outs += figure_paths(f"{base}/figures/{stem}")
     return outs
 
 
 # Optional stages: functions experiment-name -> list of targets for `rule all`.
-EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets]
+EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets,
+                 panoramia_targets]  # fmt: skip
