@@ -6,6 +6,7 @@ Small sizes throughout (scikit-learn's 8x8 digits, d = 64, a few epochs), one to
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -380,3 +381,112 @@ def test_vae_end_to_end_audit(digits, vae):
     row = res.summary.iloc[0]
     assert 0 <= row.c_lb <= row.ceiling and 0 <= row.c_plus_eps_lb <= row.ceiling
     assert row.baseline_auc > 0.5  # the helper tells VAE samples from real ones
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow stage: settings, jobs and the comparison table
+
+
+def panoramia_spec(**overrides):
+    import lood.config as lc
+    from lood.privacy.spec import PanoramiaSpec
+
+    return PanoramiaSpec.from_config(lc.deep_merge(lc.section_defaults("panoramia"), overrides))
+
+
+def test_member_counts_follow_the_split_and_bad_fractions_name_the_key(tmp_path):
+    import yaml
+
+    import lood.config as lc
+    from lood.privacy.spec import member_counts
+
+    for n, fr in [(100, (0.5, 0.25, 0.25)), (61, (0.2, 0.3, 0.3)), (5000, (0.4, 0.3, 0.3))]:
+        s = split_members(n, fr, seed=1)
+        assert member_counts(n, fr) == (len(s.generator), len(s.attack_train), len(s.attack_test))
+    spec = panoramia_spec(fractions=[0.5, 0.25, 0.25])
+    assert spec.sizes(2000) == (1000, 500, 500) and spec.helper_size(2000) == 1000
+    assert panoramia_spec(n_helper=77).helper_size(2000) == 77
+    with pytest.raises(ValueError, match=r"panoramia.fractions: .*too few"):
+        spec.sizes(3)
+    cfg = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    cfg["panoramia"] = {"enabled": True, "fractions": [0.6, 0.3, 0.3]}
+    with pytest.raises(ValueError, match=r"panoramia.fractions: .*sum to at most 1"):
+        lc.load_config(cfg)
+    cfg["panoramia"]["enabled"] = False  # checked only when the stage is on
+    lc.load_config(cfg)
+
+
+def test_stage_jobs_on_digits(digits, tmp_path):
+    """Member split, generator, helper and audit of saved models, as the rules run them: the
+    split is seeded and round-trips, the helper ignores the experiment's DP-SGD, the first
+    n_targets saved models are the targets."""
+    from helpers import make_job, split_of
+
+    from lood.privacy.panoramia_jobs import (
+        audit_saved_models,
+        generate_nonmembers,
+        load_member_split,
+        member_split,
+        save_member_split,
+        train_panoramia_helper,
+    )
+    from lood.train.models import save_params
+    from lood.train.primitives import accuracy
+
+    x, y = digits
+    split = split_of(x[:400], y[:400], n_test=60)
+    spec = panoramia_spec(enabled=True, n_targets=2, classifier="logistic", n_examples=3,
+                          generator={"epochs": 3, "hidden": 32})  # fmt: skip
+    members = member_split(400, spec)
+    save_member_split(tmp_path / "split.npz", members)
+    again = load_member_split(tmp_path / "split.npz")
+    assert all(np.array_equal(getattr(members, k), getattr(again, k)) for k in vars(members))
+    assert np.array_equal(member_split(400, spec).generator, members.generator)
+    gen = generate_nonmembers(split, members, spec)
+    assert gen.grid["real"].shape == (10, 3, 64) and np.isfinite(gen.grid["generated"]).all()
+    assert len(gen.sets.y_helper) == 200 and gen.metrics.n_generator[0] == 200
+    model = {"depth": 1, "width": 64, "activation": "relu", "W_std": 1.4, "b_std": 0.0,
+             "parameterization": "ntk"}  # fmt: skip
+    train = {"epochs": 3, "batch_size": 32, "lr": 0.5, "momentum": 0.9, "device": "cpu"}
+    dp = {"enabled": True, "noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-3}
+    plain = train_panoramia_helper(make_job(split, model, train), gen.sets, spec)
+    with_dp = train_panoramia_helper(make_job(split, model, train | {"dp": dp}), gen.sets, spec)
+    for key, value in plain.items():
+        np.testing.assert_array_equal(value, with_dp[key], err_msg=key)
+    assert plain["outputs_attack_test"].shape == (1, len(gen.sets.y_test), 10)
+    targets = train_helper(x[:400], y[:400], ARCH, TCFG, [1, 2, 3])
+    save_params(tmp_path / "in_weights.safetensors", targets)
+    res = audit_saved_models(gen.sets, plain, tmp_path / "in_weights.safetensors", split, ARCH,
+                             spec, "mse", "digits", threads=1)  # fmt: skip
+    s = res.summary
+    assert list(s.target) == [0, 1] and (s.experiment == "digits").all()
+    assert (res.curves.experiment == "digits").all() and set(res.thresholds.target) == {-1, 0, 1}
+    np.testing.assert_allclose(s.eps_tilde, s.c_plus_eps_lb - s.c_lb)
+    acc = accuracy(model_outputs(targets, ARCH, split.x_test), split.y_test)[:2]
+    np.testing.assert_allclose(s.target_test_acc, acc)
+
+
+def test_comparison_table_by_hand():
+    from lood.privacy.panoramia_tables import COMPARISON_COLUMNS, panoramia_comparison
+
+    pano = pd.DataFrame({"eps_tilde": [0.5, 1.0, 0.0], "c_lb": 1.0, "c_plus_eps_lb": [1.5, 2.0, 1.0],
+                         "ceiling": 3.7, "mia_auc": [0.6, 0.7, 0.5], "baseline_auc": 0.8,
+                         "target_test_acc": [0.9, 0.92, 0.94]})  # fmt: skip
+    audit = pd.DataFrame({"m": 250, "r": 50, "v": [50, 40], "delta": 0.0, "confidence": 0.95,
+                          "eps_lower_bound": [2.78, 1.0]})  # fmt: skip
+    mia = pd.DataFrame({"mia_auc": [0.6, 0.8]})
+    lood = pd.DataFrame({"kl_lood": [1.0, 3.0]})
+    both = panoramia_comparison({"a": math.inf, "b": 4.0}, {"a": pano, "b": pano},
+                                {"a": mia, "b": mia}, {"a": lood, "b": lood},
+                                {"a": audit, "b": audit})  # fmt: skip
+    assert list(both.columns) == COMPARISON_COLUMNS and list(both.experiment) == ["a", "b"]
+    row = both.iloc[1]
+    assert (row.eps_accountant, row.eps_tilde_mean, row.eps_tilde_min, row.eps_tilde_max) == (
+        4.0, 0.5, 0.0, 1.0)  # fmt: skip
+    assert row.c_plus_eps_lb_mean == pytest.approx(1.5) and row.n_targets == 3
+    assert (row.audit_eps_lb_max, row.audit_eps_lb_mean, row.audit_runs) == (2.78, 1.89, 2)
+    assert row.audit_ceiling == pytest.approx(math.log(0.05 ** (1 / 50) / (1 - 0.05 ** (1 / 50))))
+    assert (row.mia_auc_mean, row.kl_lood_mean, row.n_records) == (0.7, 2.0, 2)
+    assert row.test_acc == pytest.approx(0.92)
+    no_audit = panoramia_comparison({"a": math.inf}, {"a": pano}, {"a": mia}, {"a": lood})
+    assert np.isnan(no_audit.audit_eps_lb_max[0]) and no_audit.audit_runs[0] == 0
