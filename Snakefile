@@ -34,6 +34,7 @@ include: "rules/memorization.smk"
 include: "rules/landscape.smk"
 include: "rules/influence.smk"
 include: "rules/privacy.smk"
+include: "rules/panoramia.smk"
 include: "rules/comparison.smk"
 
 

@@ -251,6 +251,35 @@ def comparison_targets():
         outs += [f"{COMPARISON}/audit.csv"] + figure_paths(f"{COMPARISON}/figures/audit")
     if config["inversion"]["enabled"]:
         outs += [f"{COMPARISON}/inversion.csv"] + figure_paths(f"{COMPARISON}/figures/inversion")
+    if config["panoramia"]["enabled"]:
+        outs += [f"{COMPARISON}/panoramia.csv"] + figure_paths(f"{COMPARISON}/figures/panoramia")
+    return outs
+
+
+def panoramia_comparison_inputs(wildcards):
+    """Per experiment: PANORAMIA's table, the in models (accountant epsilon), the retrained-model
+    MIA, LOOD and, when on, the one-run audit."""
+    files = {}
+    paths = {"panoramia": "panoramia/panoramia.csv", "in": "models/in.npz", "mia": "mia.csv",
+             "lood": "lood.csv"}  # fmt: skip
+    if config["audit"]["enabled"]:
+        paths["audit"] = "audit/audit.csv"
+    for key, path in paths.items():
+        for e, p in per_experiment(f"{{results}}/{{experiment}}/{path}").items():
+            files[f"{key}_{e}"] = p
+    return files
+
+
+# --- helpers of rules/panoramia.smk
+
+def panoramia_targets(e):
+    if not config["panoramia"]["enabled"]:
+        return []
+    base = f"{RESULTS}/{e}/panoramia"
+    outs = [f"{base}/{name}" for name in ("split.npz", "generator.safetensors", "generator.csv",
+                                          "panoramia.csv", "thresholds.csv", "curves.csv")]  # fmt: skip
+    for stem in ["samples", "curves"]:
+        outs += figure_paths(f"{base}/figures/{stem}")
     return outs
 
 
@@ -262,7 +291,7 @@ def onion_targets(e):
 
 # Optional stages: functions experiment-name -> list of targets for `rule all`.
 EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets, attacks_targets,
-                 onion_targets]  # fmt: skip
+                 onion_targets, panoramia_targets]  # fmt: skip
 
 
 # --- job sizes: `threads: sized("rule").threads` and `resources: **sized("rule").resources`
@@ -296,6 +325,9 @@ for _e in EXPERIMENTS:
 STAGE_OF_RULE = {
     **dict.fromkeys(["attacks", "plot_attacks"], "attacks"),
     **dict.fromkeys(["onion", "plot_onion"], "onion"),
+    **dict.fromkeys(["panoramia_split", "panoramia_generator", "panoramia_helper",
+                     "panoramia_audit", "plot_panoramia", "plot_panoramia_comparison"],
+                    "panoramia"),  # fmt: skip
     **dict.fromkeys(["train_subsets", "memorization", "plot_memorization"], "memorization"),
     **dict.fromkeys(["landscape_queries", "lood_landscape", "mia_landscape", "plot_landscape"],
                     "landscape"),  # fmt: skip
@@ -314,6 +346,8 @@ def _runs(name, e):
         "mia_landscape": config["landscape"]["mia"],
         "lood_all": lc.experiment(config, e)["nngp"]["all_records"],
         "plot_lood_all": lc.experiment(config, e)["nngp"]["all_records"],
+        "ntk_kernel": lc.experiment(config, e)["nngp"]["kernel"] == "ntk",
+        "nngp_sigma2": lc.experiment(config, e)["nngp"]["sigma2"] == "auto",
     }
     return (not stage or bool(config[stage]["enabled"])) and bool(switches.get(name, True))
 

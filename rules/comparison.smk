@@ -1,6 +1,6 @@
 # Cross-experiment rules: outputs about all experiments of a config together, in
 # results/<comparison>/ (the same differing records compared across activations, DP settings,
-# audits and inversions).
+# audits and inversions; PANORAMIA beside the other privacy measurements).
 
 if len(EXPERIMENTS) >= 2 and config["comparison"] in EXPERIMENTS:
     raise WorkflowError(
@@ -121,3 +121,33 @@ rule plot_inversion:
         "../envs/torch.yaml"
     script:
         "../workflow/scripts/plot_inversion.py"
+
+
+rule plot_panoramia_comparison:
+    """PANORAMIA's eps_tilde beside the one-run audit, the accountant, the MIA AUC and KL LOOD."""
+    input:
+        unpack(panoramia_comparison_inputs),
+    output:
+        table=report(
+            f"{COMPARISON}/panoramia.csv",
+            caption="../workflow/report/panoramia_comparison_table.rst",
+            category="comparison",
+        ),
+        figures=report(
+            figure_paths(f"{COMPARISON}/figures/panoramia"),
+            caption="../workflow/report/panoramia_comparison.rst",
+            category="comparison",
+        ),
+    params:
+        experiments=EXPERIMENTS,
+        audit=config["audit"]["enabled"],
+        plots=section("plots"),
+    log:
+        f"{COMPARISON}/logs/plot_panoramia_comparison.log",
+    threads: sized("plot_panoramia_comparison").threads
+    resources:
+        **sized("plot_panoramia_comparison").resources,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/plot_panoramia_comparison.py"

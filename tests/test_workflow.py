@@ -609,3 +609,78 @@ def test_dp_experiment_audit_and_inversion(tmp_path):
     assert arrays["x"].shape == (2, 2, 64) and (arrays["confidence"] > 0.5).all()
     for fig in ["dp", "audit", "inversion"]:
         assert (res / "comparison" / "figures" / f"{fig}.png").stat().st_size > 1000, fig
+
+
+def _panoramia_config(cfg):
+    """tiny with PANORAMIA on: a small VAE, logistic classifiers, a grid that fits 15 slots."""
+    cfg["panoramia"] = {"enabled": True, "n_targets": 3, "classifier": "logistic", "r_min": 2,
+                        "n_thresholds": 5, "generator": {"hidden": 32, "epochs": 5}}  # fmt: skip
+
+
+PANORAMIA_RULES = {"panoramia_split", "panoramia_generator", "panoramia_helper",
+                   "panoramia_audit", "plot_panoramia", "plot_panoramia_comparison"}  # fmt: skip
+
+
+def test_panoramia_outputs(tiny_run, tmp_path):
+    """PANORAMIA on top of the tiny run: only its rules run; the member split, the generator,
+    the tables with their columns and eps_tilde = {c+eps}_lb - c_lb, the first in models as
+    targets, the comparison beside the audit, the accountant, the MIA and LOOD, the report; a
+    classifier setting reruns only the audit and the plots."""
+    work = tmp_path / "pano"
+    shutil.copytree(tiny_run[0], work, symlinks=True)
+    config = write_config(work / "pano.yaml", _panoramia_config)
+    proc = snakemake(work, config, "--cores", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert planned_rules(proc) == PANORAMIA_RULES | {"all"}  # nothing else reran
+    res = work / "results"
+    base = res / "tiny" / "panoramia"
+    members = np.load(base / "split.npz")
+    parts = [members[k] for k in ("generator", "attack_train", "attack_test")]
+    assert [len(p) for p in parts] == [30, 15, 15]  # fractions 0.5, 0.25, 0.25 of N = 60
+    assert len(np.unique(np.concatenate(parts))) == 60
+    from lood.privacy.generator import load_generator
+
+    vae = load_generator(base / "generator.safetensors")
+    assert (vae.d, vae.n_classes, vae.config.hidden) == (64, 2, 32)
+    sets = np.load(base / "attack_sets.npz")
+    assert sets["x_helper"].shape == (30, 64) and sets["x_train"].shape == (30, 64)
+    assert sets["train_member"].sum() == 15 and len(sets["test_member"]) == 15
+    summary = pd.read_csv(base / "panoramia.csv")
+    cols = ["experiment", "target", "c_lb", "c_plus_eps_lb", "eps_tilde", "ceiling", "baseline_auc",
+            "mia_auc", "n_attack_test", "n_test_members", "target_test_acc"]  # fmt: skip
+    assert set(cols) <= set(summary.columns) and list(summary.target) == [0, 1, 2]
+    np.testing.assert_allclose(summary.eps_tilde, summary.c_plus_eps_lb - summary.c_lb)
+    assert summary.c_lb.nunique() == 1  # one baseline for every target
+    assert ((summary.c_lb >= 0) & (summary.c_plus_eps_lb <= summary.ceiling + 1e-12)).all()
+    assert (summary.n_test_members == sets["test_member"].sum()).all()
+    in_acc = np.load(res / "tiny" / "models" / "in.npz")["test_acc"]
+    np.testing.assert_allclose(summary.target_test_acc, in_acc[:3], atol=1e-6)  # first in models
+    thresholds = pd.read_csv(base / "thresholds.csv")
+    assert set(thresholds.target) == {-1, 0, 1, 2}
+    assert set(thresholds.classifier) == {"baseline", "mia"}
+    best = thresholds[thresholds.target >= 0].groupby("target").eps_lb.max()
+    np.testing.assert_allclose(best.to_numpy(), summary.c_plus_eps_lb)
+    curves = pd.read_csv(base / "curves.csv")
+    assert list(curves.columns[-4:]) == ["threshold", "v", "precision", "recall"]
+    assert len(curves) == 4 * 15 and (curves.groupby("target").recall.max() == 1).all()
+    gen = pd.read_csv(base / "generator.csv")
+    assert gen.sample_accuracy.between(0, 1).all() and (gen.n_generator == 30).all()
+    table = pd.read_csv(res / "comparison" / "panoramia.csv")
+    row = table.iloc[0]
+    assert len(table) == 1 and row.experiment == "tiny" and np.isinf(row.eps_accountant)
+    assert row.eps_tilde_mean == pytest.approx(summary.eps_tilde.mean())
+    audit = pd.read_csv(res / "tiny" / "audit" / "audit.csv")
+    assert row.audit_eps_lb_max == pytest.approx(audit.eps_lower_bound.max())
+    assert row.mia_auc_mean == pytest.approx(pd.read_csv(res / "tiny" / "mia.csv").mia_auc.mean())
+    assert row.kl_lood_mean == pytest.approx(pd.read_csv(res / "tiny" / "lood.csv").kl_lood.mean())
+    for fig in [base / "figures" / "samples.png", base / "figures" / "curves.png",
+                res / "comparison" / "figures" / "panoramia.png"]:  # fmt: skip
+        assert fig.stat().st_size > 1000, fig
+    report = tmp_path / "report.html"
+    proc = snakemake(work, config, "--report", str(report))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "PANORAMIA" in report.read_text(errors="ignore")
+    changed = write_config(work / "pano2.yaml", lambda c: (
+        _panoramia_config(c), c["panoramia"].update(classifier="gbdt")))  # fmt: skip
+    rerun = {"all", "panoramia_audit", "plot_panoramia", "plot_panoramia_comparison"}
+    assert planned_rules(snakemake(work, changed, "-n")) == rerun

@@ -22,7 +22,7 @@ import numpy as np
 from lood.data.differ import read_differ_csv
 from lood.data.spec import DataSpec, DifferSpec
 from lood.nngp.spec import OnionSpec
-from lood.privacy.spec import AuditSpec
+from lood.privacy.spec import AuditSpec, PanoramiaSpec
 from lood.train.spec import TrainSpec
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
@@ -289,6 +289,9 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
     onion = OnionSpec.from_config(config["onion"])
     if onion.enabled:
         onion.check(data.n_train)
+    panoramia = PanoramiaSpec.from_config(config["panoramia"])
+    if panoramia.enabled:
+        panoramia.sizes(data.n_train)
 
 
 def derive_seed(*keys: int | str) -> int:

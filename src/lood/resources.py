@@ -439,6 +439,16 @@ def experiment_requests(
     req["plot_inversion"] = light(data_mb=data_mb, kind="torch")  # loads networks
     req["plot_attacks"] = plot
     req["plot_onion"] = plot
+    req["plot_panoramia"] = plot
+    req["plot_panoramia_comparison"] = plot
+    # PANORAMIA: a small VAE, one helper model, classifiers on a few thousand feature rows
+    pano = exp.get("panoramia", {})
+    req["panoramia_split"] = light(data_mb=data_mb, kind="numpy")
+    req["panoramia_generator"] = training(1, n + n_test)
+    req["panoramia_helper"] = training(1, n + n_test)
+    req["panoramia_audit"] = light(
+        data_mb=_mb(4.0 * int(pano.get("n_targets", 4)) * (n + n_test) * c) + data_mb, kind="torch"
+    )
     # the NTK and the NNGP kernel together (twice the kernel job); one eigendecomposition of K for
     # sigma^2 by the evidence; the onion downdates the GP's inverse layer by layer
     req["ntk_kernel"] = dataclasses.replace(

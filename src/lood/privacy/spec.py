@@ -1,7 +1,10 @@
-"""Parsed ``mia``, ``attacks``, ``audit`` and ``inversion`` sections (no torch import)."""
+"""Parsed ``mia``, ``attacks``, ``audit``, ``inversion`` and ``panoramia`` sections (no torch
+import)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lood.settings import Settings
@@ -86,3 +89,78 @@ class InversionSpec(Settings):
     tv: float
     init_noise: float
     seed: int
+
+
+def member_counts(n: int, fractions: Sequence[float]) -> tuple[int, int, int]:
+    """Sizes of PANORAMIA's (generator, attack-train, attack-test) parts of ``n`` members.
+
+    ``floor(fraction * n)`` for the two attack parts, the rest of ``round(sum(fractions) * n)``
+    for the generator (fractions may sum to less than 1: the remaining records are unused).
+    Raises ValueError for other than three fractions, a fraction <= 0, a sum above 1 or an
+    empty part.
+    """
+    if len(fractions) != 3:
+        raise ValueError(
+            f"fractions must be (generator, attack_train, attack_test), got {tuple(fractions)}"
+        )
+    f = [float(x) for x in fractions]
+    if not (all(math.isfinite(x) and x > 0 for x in f) and sum(f) <= 1.0 + 1e-12):
+        raise ValueError(f"fractions must be > 0 and sum to at most 1, got {tuple(fractions)}")
+    n = int(n)
+    n_train, n_test = int(f[1] * n), int(f[2] * n)
+    n_gen = min(round(sum(f) * n), n) - n_train - n_test
+    if min(n_gen, n_train, n_test) < 1:
+        raise ValueError(f"{n} records are too few for fractions {tuple(fractions)}")
+    return n_gen, n_train, n_test
+
+
+@dataclass(frozen=True)
+class GeneratorSpec(Settings):
+    """The ``panoramia.generator`` section: the class-conditional VAE and how it samples."""
+
+    SECTION = "panoramia.generator"
+
+    latent_dim: int
+    hidden: int
+    epochs: int
+    batch_size: int
+    lr: float
+    beta: float
+    temperature: float
+
+    def vae_settings(self) -> dict[str, int | float]:
+        """Keyword arguments of :class:`lood.privacy.generator.VAEConfig` (all but sampling)."""
+        return {k: v for k, v in self.to_config().items() if k != "temperature"}
+
+
+@dataclass(frozen=True)
+class PanoramiaSpec(Settings):
+    """The ``panoramia`` section: PANORAMIA (Kazmi et al. 2024) of each experiment's in models,
+    with generated non-members."""
+
+    SECTION = "panoramia"
+
+    enabled: bool
+    fractions: tuple[float, ...]
+    n_targets: int
+    n_helper: int | None
+    generator: GeneratorSpec
+    classifier: str
+    use_inputs: bool
+    confidence: float
+    n_thresholds: int
+    r_min: int
+    correction: str
+    n_examples: int
+    seed: int
+
+    def sizes(self, n_train: int) -> tuple[int, int, int]:
+        """(generator, attack-train, attack-test) members of D; ValueError naming the key."""
+        try:
+            return member_counts(n_train, self.fractions)
+        except ValueError as exc:
+            raise ValueError(f"panoramia.fractions: {exc} (data.n_train is {n_train})") from None
+
+    def helper_size(self, n_train: int) -> int:
+        """Generated records the helper model trains on (unset: as many as the generator set)."""
+        return self.n_helper if self.n_helper is not None else self.sizes(n_train)[0]

@@ -1,0 +1,34 @@
+"""Snakemake entry point: PANORAMIA's baseline and MIA classifiers for the first in models."""
+
+from lood.logs import setup_logging
+
+sm = snakemake  # type: ignore[name-defined]  # noqa: F821
+log = setup_logging(sm.log[0], "lood.panoramia_audit")
+log.info("job started; loading torch")
+
+import torch  # noqa: E402
+
+from lood.arch import Architecture  # noqa: E402
+from lood.data.split import Split  # noqa: E402
+from lood.io import load_npz, write_csv  # noqa: E402
+from lood.privacy.panoramia import AttackSets  # noqa: E402
+from lood.privacy.panoramia_jobs import audit_saved_models  # noqa: E402
+from lood.privacy.spec import PanoramiaSpec  # noqa: E402
+
+torch.set_num_threads(sm.threads)
+split = Split.load(sm.input.split)
+result = audit_saved_models(
+    AttackSets.load(sm.input.sets),
+    load_npz(sm.input.helper),
+    sm.input.weights,
+    split,
+    Architecture.from_config(sm.params.model, split.n_classes),
+    PanoramiaSpec.from_config(sm.params.panoramia),
+    loss=sm.params.loss,
+    experiment=sm.wildcards.experiment,
+    threads=sm.threads,
+    log=log,
+)
+write_csv(result.summary, sm.output.table)
+write_csv(result.thresholds, sm.output.thresholds)
+write_csv(result.curves, sm.output.curves)
