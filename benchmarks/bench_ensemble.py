@@ -1,4 +1,4 @@
-"""Batched ensemble training (lood.ensemble.train_ensemble) vs a plain one-model-at-a-time loop.
+"""Batched ensemble training (lood.train.ensemble.train_ensemble) vs a plain one-model-at-a-time loop.
 
 The baseline is what one would write without the ensemble: an ``nn.Module`` per model, trained
 with ``torch.optim.SGD`` in a Python loop over mini-batches, one model after another, with the
@@ -10,7 +10,7 @@ same architecture, data, mini-batch order, number of steps and batch size.
                                                              # the default experiment's setting
 
 The ensemble is timed twice: with the automatic first-layer choice (the kernel-space first layer
-where it pays, see lood.ensemble) and with ``first_layer="standard"`` forced.
+where it pays, see lood.train.ensemble) and with ``first_layer="standard"`` forced.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cost of paper-scale training (CIFAR-10 two classes, FC depth 10 / width 1024) per model-epoch.
 
-Times `lood.ensemble.train_ensemble` for one epoch of K models on random CIFAR-shaped data on the
+Times `lood.train.ensemble.train_ensemble` for one epoch of K models on random CIFAR-shaped data on the
 available device (CUDA when present) and a plain one-model-at-a-time loop for a few models, then
 extrapolates the paper-scale run: (n_in + n_differ * n_out) models x epochs.
 

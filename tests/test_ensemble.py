@@ -1,4 +1,4 @@
-"""Tests for lood.models (stacked MLP ensemble) and lood.ensemble (masked batched training).
+"""Tests for lood.train.models (stacked MLP ensemble) and lood.train.ensemble (masked batched training).
 
 The central check re-implements training plainly (torch.nn.Linear modules, torch.optim, a Python
 loop over models and mini-batches in the documented data order) and requires the batched
@@ -315,7 +315,7 @@ def test_saved_bytes_do_not_depend_on_the_process(tmp_path):
     import sys
 
     code = (
-        "import sys, torch; from lood.models import save_params; "
+        "import sys, torch; from lood.train.models import save_params; "
         "p = {'W0': torch.arange(6.0).reshape(1, 2, 3), 'W1': torch.ones(1, 3, 2)}; "
         "save_params(sys.argv[1], p, {'arch': 'x', 'seeds': '[1]', 'role': 'in', 'z': 'y'})"
     )

@@ -1,4 +1,4 @@
-"""MI-FACE model inversion (lood.inversion) against closed forms and independent optimisers."""
+"""MI-FACE model inversion (lood.privacy.inversion) against closed forms and independent optimisers."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The method's premise: finite networks at initialisation are draws of the GP whose kernel
 lood.nngp computes. The empirical output covariance of 2000 networks of width 512 (256 at depth
-3), initialised by the project's own lood.models.init_params and run by lood.models.forward,
+3), initialised by the project's own lood.train.models.init_params and run by lood.train.models.forward,
 matches lood.nngp.nngp_kernel within Monte Carlo error, for every activation, parameterisation
 and bias setting the workflow offers; a wrong kernel fails the same test."""
 

@@ -33,7 +33,7 @@ def model_outputs(params: Params, arch: Architecture, x: torch.Tensor) -> torch.
 def example_losses(
     params: Params, arch: Architecture, loss: str, x: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
-    """Training loss of every example ``[B]`` (same definition as :mod:`lood.ensemble`)."""
+    """Training loss of every example ``[B]`` (same definition as :mod:`lood.train.ensemble`)."""
     out = model_outputs(params, arch, x)
     if loss == "mse":
         classes = torch.arange(arch.n_outputs, device=y.device)  # one_hot is not vmap-able

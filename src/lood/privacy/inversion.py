@@ -11,7 +11,7 @@ differences of neighbouring pixels along the spatial axes, divided by d like the
 The best x seen is kept. Stops after ``n_steps`` steps, when the best cost has not improved by a
 relative ``tol`` for ``patience`` consecutive steps, or when it is <= ``gamma``.
 
-All K models of a stacked parameter dict (see :mod:`lood.models`) and all C classes are inverted
+All K models of a stacked parameter dict (see :mod:`lood.train.models`) and all C classes are inverted
 in one batched autograd pass over x ``[K, C, d]``. Every (model, class) pair has its own best
 point, stopping rule and step count: a pair that stops is frozen while the others go on, so the
 result for one model does not depend on the other models of the ensemble.

@@ -129,7 +129,7 @@ def mia_table(
     """One row per differing record: MIA AUC (mean, std over half splits) and prediction difference.
 
     ``models_in`` / ``models_out`` are the arrays written by the training jobs (see
-    :func:`lood.training.train_role`). Scores are :func:`margin_score` of each model on the record.
+    :func:`lood.train.jobs.train_role`). Scores are :func:`margin_score` of each model on the record.
     """
     differ_idx = differ["differ_idx"].to_numpy()
     labels = differ["label"].to_numpy()

@@ -263,7 +263,7 @@ def train_chunk_dp(
 
     Data order: model k uses ``numpy.random.default_rng(seeds[k])`` for its Poisson batches (see
     :func:`poisson_batches`) and ``torch.Generator`` seeded ``derive_seed(seeds[k], "dp-noise")``
-    for its noise, drawn per parameter in :func:`lood.models.param_names` order at every step.
+    for its noise, drawn per parameter in :func:`lood.train.models.param_names` order at every step.
     Every model takes every step (an empty Poisson batch is a pure-noise step, as in Opacus).
     """
     device = x_ext.device
@@ -378,7 +378,7 @@ def train_opacus(
     expected batch size ``q N`` and noise as the ensemble backend, so both run the same
     mechanism with different random draws. Slower (see ``benchmarks/BENCHMARKS.md``); for
     cross-checking the ensemble and as the place to start for architectures it does not cover.
-    Returns an :class:`lood.ensemble.EnsembleResult`.
+    Returns an :class:`lood.train.ensemble.EnsembleResult`.
     """
     from opacus import GradSampleModule
     from opacus.data_loader import DPDataLoader

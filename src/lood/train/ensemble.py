@@ -2,7 +2,7 @@
 
 This produces the empirical ground truth of LOOD: "in" models (mask = all of D) and "out" models
 (mask = D without one record), and, with random masks, random-subset ensembles. All K models live
-in stacked tensors (see :mod:`lood.models`); one step gathers a ``[K, B, d]`` mini-batch with an
+in stacked tensors (see :mod:`lood.train.models`); one step gathers a ``[K, B, d]`` mini-batch with an
 index tensor, runs one batched forward/backward over the summed per-model losses (models share no
 parameters, so each receives exactly its own gradient) and applies a batched SGD/Adam update.
 
@@ -14,7 +14,7 @@ seeds[k])``, created once before training. In epoch e = 0, 1, ..., in turn, the 
 uses each model's i-th batch; a model that has no i-th batch is *inactive* at that step and its
 parameters and optimizer state are left exactly unchanged (Adam's step count too). The initial
 parameters of model k come from ``torch.Generator().manual_seed(seeds[k])``
-(:func:`lood.models.init_params`). So a model's result depends only on (arch, config, data,
+(:func:`lood.train.models.init_params`). So a model's result depends only on (arch, config, data,
 masks[k], seeds[k]), never on the other models or on ``chunk_size``.
 
 The optimizers reproduce ``torch.optim.SGD`` (momentum, no dampening/nesterov, L2 weight decay

@@ -201,7 +201,7 @@ def epoch_batches(
 class StackedNetwork:
     """Forward and hand-written backward pass of the stacked MLP into preallocated buffers.
 
-    Same maths as :func:`lood.models.forward` plus autograd (the tests check it against
+    Same maths as :func:`lood.train.models.forward` plus autograd (the tests check it against
     ``torch.nn`` + ``torch.optim``), but every ``[K, B, *]`` intermediate and gradient lives in a
     buffer allocated once per chunk: on small VMs fresh multi-MB allocations cost page faults that
     took longer than the arithmetic.
