@@ -20,7 +20,8 @@ from lood.data.readers import load_dataset
 from lood.data.split import make_split
 from lood.nngp.evidence import select_sigma2
 from lood.nngp.gp import centred_one_hot, fit_gp, lood_all
-from lood.nngp.ntk import fit_ntk_gp, ntk_kernels, ntk_lood_all
+from lood.nngp.kernel import ntk_kernels
+from lood.nngp.ntk import fit_ntk_gp, ntk_lood_all
 from lood.nngp.onion import privacy_onion
 
 

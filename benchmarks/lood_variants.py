@@ -25,7 +25,7 @@ from lood.data.split import Split
 from lood.io import load_npz
 from lood.nngp.evidence import choose_sigma2
 from lood.nngp.gp import centred_one_hot
-from lood.nngp.ntk import ntk_kernels
+from lood.nngp.kernel import ntk_kernels
 from lood.nngp.tables import lood_table
 
 

@@ -8,11 +8,10 @@ from neural_tangents import predict
 
 from lood.arch import Architecture
 from lood.nngp.gp import centred_one_hot
-from lood.nngp.kernel import stax_network
+from lood.nngp.kernel import ntk_kernels, stax_network
 from lood.nngp.ntk import (
     absolute_diag_reg,
     fit_ntk_gp,
-    ntk_kernels,
     ntk_loo_pointwise,
     ntk_loo_posterior,
     ntk_lood_all,

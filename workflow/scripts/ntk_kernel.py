@@ -8,7 +8,7 @@ from lood.arch import Architecture
 from lood.data.split import Split
 from lood.io import load_npz, savez
 from lood.logs import setup_logging
-from lood.nngp.ntk import ntk_kernels
+from lood.nngp.kernel import ntk_kernels
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.ntk_kernel")

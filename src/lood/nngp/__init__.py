@@ -36,7 +36,7 @@ PUBLIC = {
     "nngp_diag": "kernel",
     "nngp_kernel": "kernel",
     "NNGPSpec": "spec",
-    "ntk_kernels": "ntk",
+    "ntk_kernels": "kernel",
     "ntk_loo_pointwise": "ntk",
     "ntk_loo_posterior": "ntk",
     "ntk_lood_all": "ntk",

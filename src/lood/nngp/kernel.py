@@ -127,3 +127,42 @@ def nngp_diag(arch: Architecture, x: Any, batch_size: int = 256) -> np.ndarray:
         blk = np.asarray(kfn(_pad_rows(xi, b), None, get="nngp"), dtype=np.float64)
         out[i0 : i0 + xi.shape[0]] = np.diagonal(blk)[: xi.shape[0]]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# NNGP kernel and NTK together (the NTK-GP of lood.nngp.ntk needs both)
+# --------------------------------------------------------------------------------------------
+@lru_cache(maxsize=16)
+def _jitted_both(arch: Architecture) -> Any:
+    kernel_fn = stax_network(arch)[2]
+    return jax.jit(lambda x1, x2: kernel_fn(x1, x2, ("nngp", "ntk")))
+
+
+def ntk_kernels(
+    arch: Architecture, x1: Any, x2: Any | None = None, batch_size: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """NNGP kernel ``K`` and NTK ``Theta`` [n1, n2] (float64) of ``arch``; ``x2=None`` means ``x1``.
+
+    ``batch_size > 0`` computes blocks of that size (padded to one compiled shape).
+    """
+    a = np.asarray(x1, dtype=np.float64)
+    b = a if x2 is None else np.asarray(x2, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"x1 and x2 must be [n, d] with equal d, got {a.shape} and {b.shape}")
+    fn = _jitted_both(arch)
+    if batch_size <= 0:
+        k = fn(a, None if x2 is None else b)
+        return np.array(k.nngp, dtype=np.float64), np.array(k.ntk, dtype=np.float64)
+    bs = min(int(batch_size), max(len(a), len(b)))
+    out_k = np.empty((len(a), len(b)))
+    out_t = np.empty((len(a), len(b)))
+    for i0 in range(0, len(a), bs):
+        xi = a[i0 : i0 + bs]
+        for j0 in range(0, len(b), bs):
+            xj = b[j0 : j0 + bs]
+            k = fn(_pad_rows(xi, bs), _pad_rows(xj, bs))
+            out_k[i0 : i0 + len(xi), j0 : j0 + len(xj)] = np.asarray(k.nngp)[: len(xi), : len(xj)]
+            out_t[i0 : i0 + len(xi), j0 : j0 + len(xj)] = np.asarray(k.ntk)[: len(xi), : len(xj)]
+    if x2 is None:  # exact symmetry
+        out_k, out_t = 0.5 * (out_k + out_k.T), 0.5 * (out_t + out_t.T)
+    return out_k, out_t
