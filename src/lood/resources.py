@@ -49,6 +49,7 @@ BASE_MB = {
     "jax": 950,  # + jax, neural-tangents and the tensorflow it imports (933-1008)
 }
 JAX_GRAD_MB = 300  # + jax.grad's compiled functions and buffers (optimize_query: 1191)
+SKLEARN_MB = 150  # + scikit-learn's fits beside torch (panoramia_generator: 512-535)
 # Seconds before a job does its own work (interpreter, imports, reading inputs).
 STARTUP_S = {"numpy": 10, "plot": 15, "torch": 20, "cuda": 40, "jax": 40}
 
@@ -444,7 +445,10 @@ def experiment_requests(
     # PANORAMIA: a small VAE, one helper model, classifiers on a few thousand feature rows
     pano = exp.get("panoramia", {})
     req["panoramia_split"] = light(data_mb=data_mb, kind="numpy")
-    req["panoramia_generator"] = training(1, n + n_test)
+    vae = training(1, n + n_test)  # the VAE trains about as long as one target model
+    req["panoramia_generator"] = dataclasses.replace(
+        vae, mem_mb=max(vae.mem_mb, _round_mem(BASE_MB["torch"] + SKLEARN_MB + 3.0 * data_mb))
+    )
     req["panoramia_helper"] = training(1, n + n_test)
     req["panoramia_audit"] = light(
         data_mb=_mb(4.0 * int(pano.get("n_targets", 4)) * (n + n_test) * c) + data_mb, kind="torch"

@@ -143,7 +143,9 @@ def panoramia_comparison_figure(
         experiment_label(e, eps) for e, eps in zip(names, table["eps_accountant"], strict=True)
     ]
     ax.set_xticks(xs, labels, fontsize="small")
-    ax.set_ylim(0, max(1.0, 1.12 * top))
+    bottom = min(0.0, float(table["eps_tilde_min"].min()))
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_ylim(bottom - 0.05 * (top - bottom), max(1.0, 1.12 * top))
     ax.set_ylabel("ε")
     ax.set_title("privacy measurements")
     handles, labs = ax.get_legend_handles_labels()

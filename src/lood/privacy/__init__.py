@@ -84,6 +84,7 @@ PUBLIC = {
     "pooled_table": "attacks",
     "precision_recall": "panoramia",
     "prediction_difference": "mia",
+    "real_data_classifier": "generator",
     "reconstruction_metrics": "reconstruction",
     "record_pools": "attacks",
     "rmia": "attacks",

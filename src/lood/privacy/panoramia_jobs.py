@@ -31,7 +31,12 @@ from lood.arch import Architecture
 from lood.config import derive_seed
 from lood.data.split import Split
 from lood.io import load_npz, savez
-from lood.privacy.generator import ConditionalVAE, VAEConfig, sample_accuracy, train_generator
+from lood.privacy.generator import (
+    ConditionalVAE,
+    VAEConfig,
+    real_data_classifier,
+    train_generator,
+)
 from lood.privacy.panoramia import (
     AttackSets,
     MemberSplit,
@@ -138,6 +143,7 @@ def generate_nonmembers(
     sets = build_attack_sets(x, y, members, source, spec.helper_size(len(y)), seed=spec.seed)
     fake = ~sets.test_member
     at = members.attack_test
+    judge = real_data_classifier(x[g], y[g])
     metrics = pd.DataFrame(
         [
             {
@@ -149,10 +155,10 @@ def generate_nonmembers(
                 "epochs": vae_cfg.epochs,
                 "neg_elbo_first": float(fit.loss_history[0]),
                 "neg_elbo_last": float(fit.loss_history[-1]),
-                "sample_accuracy": sample_accuracy(
-                    x[g], y[g], sets.x_test[fake], sets.y_test[fake]
+                "sample_accuracy": float(
+                    judge.score(sets.x_test[fake].astype(np.float64), sets.y_test[fake])
                 ),
-                "real_accuracy": sample_accuracy(x[g], y[g], x[at], y[at]),
+                "real_accuracy": float(judge.score(x[at].astype(np.float64), y[at])),
                 "temperature": temperature,
                 "seconds": time.perf_counter() - t0,
             }
