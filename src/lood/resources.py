@@ -10,8 +10,9 @@ The model, kept simple on purpose:
 * **Memory** = ``MEM_SAFETY`` x (the process's footprint after its imports, :data:`BASE_MB`, plus
   the arrays the job holds at its peak, counted per array in each function). Calibrated against
   the peak RSS of every job of the default experiment and the tiny test experiment
-  (``benchmarks/BENCHMARKS.md``, "Resources"): the counts are within 0.7x-1.3x of the
-  measured growth, so MEM_SAFETY covers the difference without asking for twice the need.
+  (``benchmarks/BENCHMARKS.md``, "Resources"): the estimates are 1.0x-1.35x the measured peaks
+  (tests/test_resources.py keeps the peaks), so with MEM_SAFETY a job asks for 1.25x-1.8x what
+  it used, 2x for the small ones (rounded up to 100 MB).
 * **Runtime** (minutes) = ``RUNTIME_SAFETY`` x (start-up + flops / throughput), at least
   ``MIN_RUNTIME``. Throughputs (:data:`CPU_FLOPS`, :data:`CPU_FLOPS64`, :data:`GPU_FLOPS`) are
   conservative effective rates, not peaks: a runtime that is too short kills the job, one that is
@@ -22,7 +23,8 @@ The model, kept simple on purpose:
   mean a longer runtime, which is then what is checked against the site's time limit.
 
 GPU jobs are sized twice: host memory (the SLURM request) and device memory (``gpu_mem_mb``,
-checked against the site's ``gpu_mem_mb`` when it gives one, since SLURM cannot).
+which SLURM cannot check: :func:`placement` sends a job that does not fit the site's GPUs to the
+CPU partition). ``python -m lood.resources [CONFIG]`` prints every job's request.
 """
 
 from __future__ import annotations
