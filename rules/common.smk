@@ -192,7 +192,8 @@ def landscape_query_targets(e):
 
 # train settings that change the influence model (n_in, n_out, shards ... do not)
 INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                        "loss", "seed", "device", "dp")  # fmt: skip
+                        "loss", "lr_schedule", "lr_milestones", "lr_gamma", "seed", "device",
+                        "dp")  # fmt: skip
 
 
 COMPARISON = f"{RESULTS}/{config['comparison']}"  # outputs about all experiments together

@@ -61,6 +61,11 @@ def test_derive_seed_is_deterministic_and_distinct():
         (lambda c: c["train"].update(batch_size=1000), "train.batch_size"),
         (lambda c: c["data"].update(dataset="npz", path=None), "data.path"),
         (lambda c: c["data"].update(dataset="npz", path="missing.npz"), "data.path"),
+        (
+            lambda c: c["train"].update(lr_schedule="step", lr_milestones=[1, 3]),
+            "experiments.tiny.train.lr_milestones",
+        ),
+        (lambda c: c["train"].update(lr_milestones=[1]), "experiments.tiny.train.lr_milestones"),
     ],
 )
 def test_check_config_names_the_key(mutate, key, tmp_path):

@@ -114,7 +114,13 @@ def _reference_dp_training(arch, tcfg, dp, x, y, mask, seed):
     incl = np.flatnonzero(mask)
     q = 1.0 / math.ceil(n / tcfg.batch_size)
     buf = {k: torch.zeros_like(v) for k, v in p.items()}
+    # the rate of each epoch as torch's MultiStepLR sets it on an optimizer (train.lr_schedule)
+    rate = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=tcfg.lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(
+        rate, milestones=list(tcfg.lr_milestones) or [10**6], gamma=tcfg.lr_gamma
+    )
     for _ in range(tcfg.epochs):
+        lr = rate.param_groups[0]["lr"]
         for _ in range(math.ceil(n / tcfg.batch_size)):
             batch = incl[rng.random(len(incl)) < q]
             total = {k: torch.zeros_like(v) for k, v in p.items()}
@@ -128,16 +134,19 @@ def _reference_dp_training(arch, tcfg, dp, x, y, mask, seed):
                 noise = torch.randn(p[k].shape, generator=gen, dtype=torch.float64)
                 gk = (total[k] + dp.noise_multiplier * dp.max_grad_norm * noise) / (q * n)
                 buf[k] = tcfg.momentum * buf[k] + gk
-                p[k] = p[k] - tcfg.lr * buf[k]
+                p[k] = p[k] - lr * buf[k]
+        rate.step()
+        sched.step()
     return p
 
 
-def test_dp_training_matches_plain_reference_loop():
-    """Whole DP-SGD runs (Poisson batches, clipping, noise, momentum) equal a plain loop, per model,
-    in and out masks alike, whatever else is in the ensemble."""
+@pytest.mark.parametrize("schedule", [{}, dict(lr_schedule="step", lr_milestones=(1, 2))])
+def test_dp_training_matches_plain_reference_loop(schedule):
+    """Whole DP-SGD runs (Poisson batches, clipping, noise, momentum, a step schedule) equal a
+    plain loop, per model, in and out masks alike, whatever else is in the ensemble."""
     arch = Architecture(2, 10, "relu", 1.4, 0.0, "ntk", 3)
     x, y = _data(n=30, d=5)
-    tcfg = TrainConfig(epochs=3, lr=0.5, batch_size=8, momentum=0.5)
+    tcfg = TrainConfig(epochs=3, lr=0.5, batch_size=8, momentum=0.5, **schedule)
     dp = DPConfig(noise_multiplier=0.8, max_grad_norm=0.5, delta=1e-3)
     masks = np.ones((3, 30), dtype=bool)
     masks[1, 4] = False
@@ -261,7 +270,10 @@ def test_torch_module_is_the_same_network():
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook", "ignore:Secure RNG")
-def test_opacus_backend_equals_ensemble_on_full_batches():
+@pytest.mark.parametrize(
+    "schedule", [{}, dict(lr_schedule="step", lr_milestones=(2,), lr_gamma=0.2)]
+)
+def test_opacus_backend_equals_ensemble_on_full_batches(schedule):
     """With batch_size >= N every Poisson batch is all of the model's records (q = 1), so with
     negligible noise both backends run the same deterministic clipped descent: the Opacus path
     (module conversion, loss scaling, expected batch size, momentum) must land where the
@@ -271,7 +283,7 @@ def test_opacus_backend_equals_ensemble_on_full_batches():
     arch = Architecture(1, 16, "relu", 1.4, 0.0, "ntk", 2)
     x, y = _data(n=24, d=5, c=2)
     x = x.float()
-    tcfg = TrainConfig(epochs=5, lr=0.5, batch_size=32, momentum=0.5)
+    tcfg = TrainConfig(epochs=5, lr=0.5, batch_size=32, momentum=0.5, **schedule)
     dp = DPConfig(noise_multiplier=1e-7, max_grad_norm=0.3, delta=1e-3)
     masks = np.ones((2, 24), dtype=bool)
     masks[1, 3] = False

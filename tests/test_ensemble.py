@@ -67,8 +67,19 @@ def ref_params(model: nn.Sequential, arch: Architecture) -> dict[str, torch.Tens
     return out
 
 
+def torch_scheduler(opt: torch.optim.Optimizer, tcfg: TrainConfig):
+    """torch's own scheduler for ``train.lr_schedule`` (stepped once after each epoch), or None."""
+    sched = torch.optim.lr_scheduler
+    if tcfg.lr_schedule == "step":
+        return sched.MultiStepLR(opt, milestones=list(tcfg.lr_milestones), gamma=tcfg.lr_gamma)
+    if tcfg.lr_schedule == "cosine":
+        return sched.CosineAnnealingLR(opt, T_max=tcfg.epochs, eta_min=0.0)
+    return None
+
+
 def ref_train(arch, tcfg, X, y, mask, seed, dtype) -> nn.Sequential:
-    """One model, trained alone with torch.optim in the documented mini-batch order."""
+    """One model, trained alone with torch.optim (and torch's lr scheduler) in the documented
+    mini-batch order."""
     model = ref_model(arch, X.shape[1], seed, dtype)
     if tcfg.optimizer == "sgd":
         opt = torch.optim.SGD(
@@ -78,6 +89,7 @@ def ref_train(arch, tcfg, X, y, mask, seed, dtype) -> nn.Sequential:
         opt = torch.optim.Adam(
             model.parameters(), lr=tcfg.lr, betas=tcfg.adam_betas, weight_decay=tcfg.weight_decay
         )
+    scheduler = torch_scheduler(opt, tcfg)
     rng = np.random.default_rng(seed)
     incl = np.flatnonzero(mask)
     C = arch.n_outputs
@@ -94,6 +106,8 @@ def ref_train(arch, tcfg, X, y, mask, seed, dtype) -> nn.Sequential:
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if scheduler is not None:
+            scheduler.step()
     return model
 
 
@@ -473,3 +487,111 @@ def test_kernel_first_layer_choice():
         arch, TrainConfig(2, 0.05, 8, momentum=0.9), X, y, masks, [0, 1], kernel_max_bytes=100
     )
     assert small.extra["first_layer"] == "standard"
+
+
+# ------------------------------------------------------------------- learning-rate schedules
+SCHEDULES = [
+    dict(lr_schedule="step", lr_milestones=(1, 3), lr_gamma=0.3),
+    dict(lr_schedule="cosine"),
+]
+SCHEDULE_OPTS = [
+    dict(optimizer="sgd", momentum=0.9, weight_decay=0.01, loss="mse", lr=0.1, first_layer="kernel"),
+    dict(optimizer="sgd", momentum=0.9, weight_decay=0.0, loss="cross_entropy", lr=0.1,
+         first_layer="standard"),
+    dict(optimizer="sgd", momentum=0.0, weight_decay=0.0, loss="cross_entropy", lr=0.1,
+         first_layer="kernel"),
+    dict(optimizer="adam", momentum=0.0, weight_decay=0.01, loss="mse", lr=0.02,
+         first_layer="standard"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("sched", SCHEDULES, ids=lambda s: s["lr_schedule"])
+@pytest.mark.parametrize(
+    "opt", SCHEDULE_OPTS, ids=lambda o: f"{o['optimizer']}-mom{o['momentum']}-{o['first_layer']}"
+)
+def test_lr_schedule_matches_torch_schedulers(sched, opt):
+    """train.lr_schedule == torch.optim.lr_scheduler (MultiStepLR, CosineAnnealingLR) stepped
+    after each epoch of a per-model torch.optim loop; kernel-space SGD keeps its momentum buffer
+    right when the rate changes; uneven masks leave models inactive at the ends of epochs."""
+    opt = dict(opt)
+    first_layer = opt.pop("first_layer")
+    X, y = make_data(n=20, d=30)
+    arch = arch_of("relu", "standard", True, width=8)
+    tcfg = TrainConfig(epochs=4, batch_size=6, **opt, **sched)
+    masks = np.ones((3, 20), dtype=bool)
+    masks[1, 3] = False
+    masks[2, 9:] = False
+    seeds = [31, 32, 33]
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, first_layer=first_layer,
+                         dtype=torch.float64)  # fmt: skip
+    assert res.extra["first_layer"] == first_layer
+    flat = train_ensemble(arch, TrainConfig(epochs=4, batch_size=6, **opt), X, y, masks, seeds,
+                          first_layer=first_layer, dtype=torch.float64)  # fmt: skip
+    assert not torch.allclose(res.params["W1"], flat.params["W1"])  # the schedule did something
+    for k in range(3):
+        rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
+        for name, p in rp.items():
+            torch.testing.assert_close(res.params[name][k], p, rtol=1e-9, atol=1e-10)
+
+
+def test_lr_at_is_torchs_rate_per_epoch():
+    """The closed forms equal the rate torch's schedulers set at the start of every epoch."""
+    for sched in SCHEDULES:
+        tcfg = TrainConfig(epochs=7, lr=0.3, batch_size=1, **sched)
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=tcfg.lr)
+        scheduler = torch_scheduler(opt, tcfg)
+        for epoch in range(tcfg.epochs):
+            assert tcfg.lr_at(epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+            opt.step()
+            scheduler.step()
+    assert TrainConfig(epochs=3, lr=0.3, batch_size=1).lr_at(2) == 0.3
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(lr_schedule="step"), "needs train.lr_milestones"),
+        (dict(lr_schedule="none", lr_milestones=(2,)), "only apply to lr_schedule: step"),
+        (dict(lr_schedule="step", lr_milestones=(3, 2)), "strictly increasing"),
+        (dict(lr_schedule="step", lr_milestones=(2, 5)), r"\[5\] are outside 1..epochs-1"),
+        (dict(lr_schedule="linear"), "train.lr_schedule must be one of"),
+    ],
+)
+def test_lr_schedule_errors_name_the_key(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(epochs=5, lr=0.1, batch_size=2, **kw)
+
+
+# ------------------------------------------------------------------- nn.Linear's initialisation
+@pytest.mark.parametrize("bias", [True, False])
+def test_torch_init_is_nn_linear_default_draw_for_draw(bias):
+    """model.init: torch holds the numbers nn.Linear's reset_parameters draws (kaiming_uniform_
+    with a = sqrt(5), uniform bias) for the same seed, so the networks compute the same function."""
+    arch = Architecture(3, 24, "relu", 2**0.5, 1.0 if bias else 0.0, "standard", 2, init="torch")
+    d, seed = 17, 1234
+    params = init_params(arch, d, [seed, seed + 1])
+    torch.manual_seed(seed)
+    dims = [d] + [24] * 3 + [2]
+    layers = []
+    for i in range(4):
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=bias))
+        if i < 3:
+            layers.append(nn.ReLU())
+    ref = nn.Sequential(*layers)
+    for i, lin in enumerate(m for m in ref if isinstance(m, nn.Linear)):
+        torch.testing.assert_close(params[f"W{i}"][0], lin.weight.detach().T, rtol=0, atol=0)
+        if bias:
+            torch.testing.assert_close(params[f"b{i}"][0], lin.bias.detach(), rtol=0, atol=0)
+    x = torch.randn(5, d)
+    with torch.no_grad():
+        torch.testing.assert_close(forward(params, arch, x)[0], ref(x), rtol=1e-6, atol=1e-6)
+    assert not torch.equal(params["W0"][0], params["W0"][1])  # each seed its own draw
+    normal = init_params(Architecture(3, 24, "relu", 2**0.5, 0.0, "standard", 2), d, [seed])
+    assert float(normal["W0"].abs().max()) > 1.0 / math.sqrt(d)  # Gaussian, not the uniform
+
+
+def test_torch_init_needs_the_standard_parameterisation():
+    with pytest.raises(ValueError, match="model.init: torch .* needs model.parameterization"):
+        Architecture(1, 8, "relu", 1.0, 0.0, "ntk", 2, init="torch")
+    with pytest.raises(ValueError, match="model.init must be one of"):
+        Architecture(1, 8, "relu", 1.0, 0.0, "standard", 2, init="xavier")

@@ -245,6 +245,18 @@ def test_on_epoch_end_snapshots_equal_shorter_training(first_layer):
                        on_epoch_end=lambda e, p: None)  # fmt: skip
 
 
+def test_tracin_weights_each_checkpoint_by_its_epochs_rate(tmp_path):
+    """With train.lr_schedule a checkpoint's TracIn weight is the rate of the epoch it ends, and
+    the rates survive the safetensors round trip."""
+    arch, _, x, y = tiny("relu", n=12, d=3, c=2)
+    tcfg = TrainConfig(epochs=4, lr=0.2, batch_size=4, lr_schedule="step", lr_milestones=(1, 3),
+                       lr_gamma=0.5)  # fmt: skip
+    ck, _ = train_with_checkpoints(job_for(arch, tcfg, x, y), seed=1, every=1)
+    assert ck.checkpoint_lrs == [0.2, 0.1, 0.1, 0.05]
+    ck.save(tmp_path / "ck.safetensors")
+    assert Checkpoints.load(tmp_path / "ck.safetensors").checkpoint_lrs == [0.2, 0.1, 0.1, 0.05]
+
+
 def test_checkpoint_epochs_and_roundtrip(tmp_path):
     assert checkpoint_epochs(5, 1) == [1, 2, 3, 4, 5]
     assert checkpoint_epochs(5, 2) == [2, 4, 5]

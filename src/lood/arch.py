@@ -10,6 +10,7 @@ from typing import Any
 
 ACTIVATIONS = ("relu", "gelu")
 PARAMETERIZATIONS = ("ntk", "standard")
+INITS = ("normal", "torch")  # Gaussian with W_std / b_std, or nn.Linear's default (uniform)
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class Architecture:
     ``parameterization`` follows neural-tangents: with "ntk" the weights are N(0, 1) and each layer
     multiplies by ``W_std / sqrt(fan_in)`` (and the bias by ``b_std``); with "standard" the weights
     are drawn as N(0, W_std^2 / fan_in) and the biases as N(0, b_std^2). ``b_std == 0`` means no bias.
+
+    ``init == "torch"`` instead draws the networks as ``nn.Linear`` does by default (weights and
+    biases uniform on +-1/sqrt(fan_in)), which needs the standard parameterisation; W_std and b_std
+    then only shape the NNGP kernel (and b_std > 0 still means the layers have biases).
     """
 
     depth: int
@@ -28,6 +33,7 @@ class Architecture:
     b_std: float
     parameterization: str
     n_outputs: int
+    init: str = "normal"
 
     def __post_init__(self) -> None:
         if self.depth < 0:
@@ -47,6 +53,13 @@ class Architecture:
             raise ValueError(f"model.W_std must be > 0, got {self.W_std}")
         if self.b_std < 0:
             raise ValueError(f"model.b_std must be >= 0, got {self.b_std}")
+        if self.init not in INITS:
+            raise ValueError(f"model.init must be one of {INITS}, got {self.init!r}")
+        if self.init == "torch" and self.parameterization != "standard":
+            raise ValueError(
+                "model.init: torch (nn.Linear's default initialisation) needs "
+                f"model.parameterization: standard, got {self.parameterization!r}"
+            )
         if self.n_outputs < 1:
             raise ValueError(f"n_outputs must be >= 1, got {self.n_outputs}")
 
@@ -65,6 +78,7 @@ class Architecture:
             b_std=float(model["b_std"]),
             parameterization=str(model["parameterization"]),
             n_outputs=int(n_outputs),
+            init=str(model.get("init", "normal")),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ ck = Checkpoints.load(sm.input.checkpoints)
 device = pick_device(sm.params.device)
 parts = tracin_contributions(
     ck.models(),
-    ck.lr,
+    ck.checkpoint_lrs,
     ck.arch,
     ck.loss,
     torch.tensor(split.x_train[idx], dtype=torch.float64, device=device),
@@ -27,6 +27,6 @@ parts = tracin_contributions(
 )
 table = differ[["differ_idx", "label"]].assign(tracin=parts.sum(0), tracin_last=parts[-1])
 write_csv(table, sm.output[0])
-log.info("TracIn over %d checkpoints (epochs %s, lr %g): mean %.4g, min %.4g, max %.4g",
-         len(ck.epochs), ck.epochs.tolist(), ck.lr, table.tracin.mean(), table.tracin.min(),
+log.info("TracIn over %d checkpoints (epochs %s, lr %s): mean %.4g, min %.4g, max %.4g",
+         len(ck.epochs), ck.epochs.tolist(), ck.checkpoint_lrs, table.tracin.mean(), table.tracin.min(),
          table.tracin.max())  # fmt: skip

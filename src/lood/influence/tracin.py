@@ -61,9 +61,17 @@ class Checkpoints:
     params: Params
     epochs: np.ndarray  # [n_ckpt] number of epochs completed at each checkpoint
     arch: Architecture
-    lr: float
+    lr: float  # train.lr, the base rate
     loss: str
     weight_decay: float
+    lrs: np.ndarray | None = None  # [n_ckpt] rate of the epoch ending at each (a schedule)
+
+    @property
+    def checkpoint_lrs(self) -> list[float]:
+        """TracIn's learning rate of each checkpoint: that of the epoch the checkpoint ends."""
+        if self.lrs is None:
+            return [float(self.lr)] * len(self.epochs)
+        return [float(v) for v in self.lrs]
 
     def models(self) -> list[Params]:
         return [unstack(self.params, c) for c in range(n_models(self.params))]
@@ -79,6 +87,7 @@ class Checkpoints:
             "lr": repr(float(self.lr)),
             "loss": self.loss,
             "weight_decay": repr(float(self.weight_decay)),
+            "lrs": json.dumps([repr(v) for v in self.checkpoint_lrs]),
         }
         save_params(path, self.params, meta)
 
@@ -93,6 +102,9 @@ class Checkpoints:
                 lr=float(meta["lr"]),
                 loss=meta["loss"],
                 weight_decay=float(meta["weight_decay"]),
+                lrs=np.asarray([float(v) for v in json.loads(meta["lrs"])])
+                if "lrs" in meta
+                else None,
             )
         except KeyError as exc:
             raise ValueError(f"{path}: not a checkpoint file (metadata {exc} missing)") from exc

@@ -288,6 +288,7 @@ def train_chunk_dp(
     n_updates = np.zeros(k, dtype=np.int64)
     net, net_bsz = None, 0
     for epoch in range(tcfg.epochs):
+        opt.set_lr(tcfg.lr_at(epoch))
         idx_np, sizes_np = poisson_batches(rngs, incl, q, n_steps, pad)
         if net is None or idx_np.shape[2] > net_bsz:
             net_bsz = max(idx_np.shape[2], int(expected_batch + 4 * math.sqrt(expected_batch)) + 1)
@@ -419,6 +420,8 @@ def train_opacus(
             generator=torch.Generator().manual_seed(derive_seed(int(seed), "dp-sampling")),
         )  # fmt: skip
         for epoch in range(tcfg.epochs):
+            for group in opt.param_groups:  # train.lr_schedule, as an LRScheduler would set it
+                group["lr"] = tcfg.lr_at(epoch)
             total, steps = 0.0, 0
             for xb, tb, yb in loader:
                 opt.zero_grad(set_to_none=True)

@@ -107,7 +107,10 @@ class KernelFirstLayer:
       eliminating D, ``C_{t+1} = (1 + mom - lr wd) C_t - mom C_{t-1} - lr S_t`` (C_{-1} = C_0 = 0),
       one pass over two buffers per step instead of updating D and then C.
 
-    Inactive models get mom = 1, wd = lr = 0 (and zero deltas), i.e. no change.
+    Inactive models get mom = 1, wd = lr = 0 (and zero deltas), i.e. no change. When the learning
+    rate changes from lr to lr' between steps (a schedule), the momentum buffer is
+    ``D_t = (C_{t-1} - C_t) / lr``, so :meth:`set_lr` moves C_{t-1} to
+    ``C_t + (lr' / lr) (C_{t-1} - C_t)`` and the recursion goes on with lr'.
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class KernelFirstLayer:
         n1 = x_ext.shape[0]
         opts = {"dtype": w_init.dtype, "device": w_init.device}
         self.cfg = tcfg
+        self.lr = tcfg.lr
         self.gram = gram
         self.alpha, self.beta = scales
         self.w_init = w_init  # params["W0"], untouched until the final reconstruction
@@ -135,6 +139,14 @@ class KernelFirstLayer:
         self.pbuf = torch.empty(k * bsz, width, **opts)
         self.ubuf = torch.empty(k * bsz, width, **opts)
         self.offsets = torch.arange(k, device=w_init.device) * n1
+
+    @torch.no_grad()
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the following steps; the momentum buffer is kept (see above)."""
+        lr = float(lr)
+        if self.prev is not None and lr != self.lr:
+            self.prev.sub_(self.coef).mul_(lr / self.lr).add_(self.coef)
+        self.lr = lr
 
     def rows(self, idx: torch.Tensor) -> torch.Tensor:
         """Record indices ``[..., K, B]`` -> row indices into the flattened ``[K * (N+1)]``."""
@@ -164,7 +176,7 @@ class KernelFirstLayer:
         """SGD update from delta = dL/d(first pre-activation) ``[K, B, width]`` (zero on padding
         and for inactive models); ``active`` bool [K] or None (= all active)."""
         cfg = self.cfg
-        lr, wd, mom = cfg.lr, cfg.weight_decay, cfg.momentum
+        lr, wd, mom = self.lr, cfg.weight_decay, cfg.momentum
         coef, width = self.coef, self.coef.shape[-1]
         if active is None:
             lr_k, wd_k, mom_k = lr, wd, mom
@@ -246,6 +258,9 @@ def train_chunk(
     history = np.full((tcfg.epochs, k), np.nan)
     n_updates = np.zeros(k, dtype=np.int64)
     for epoch in range(tcfg.epochs):
+        opt.set_lr(tcfg.lr_at(epoch))
+        if kernel is not None:
+            kernel.set_lr(tcfg.lr_at(epoch))
         idx_np, counts_np = epoch_batches(rngs, incl, bsz, pad)
         n_updates += (counts_np > 0).sum(0)
         idx_all = torch.from_numpy(idx_np).to(device)

@@ -409,6 +409,7 @@ def train_with_checkpoints(
         arch=job.arch,
         lr=tcfg.lr,
         loss=tcfg.loss,
+        lrs=np.asarray([tcfg.lr_at(int(e) - 1) for e in epochs]),
         weight_decay=tcfg.weight_decay,
     )
     loss = float(result.final_train_loss[0])

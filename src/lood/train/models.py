@@ -88,6 +88,8 @@ def _init_one(arch: Architecture, d_in: int, seed: int) -> list[torch.Tensor]:
     """
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed))
+    if arch.init == "torch":
+        return _init_torch_default(arch, d_in, gen)
     out = []
     for fan_in, fan_out in layer_dims(arch, d_in):
         w = torch.randn(fan_in, fan_out, generator=gen, dtype=torch.float32)
@@ -98,6 +100,22 @@ def _init_one(arch: Architecture, d_in: int, seed: int) -> list[torch.Tensor]:
             b = torch.randn(fan_out, generator=gen, dtype=torch.float32)
             if arch.parameterization == "standard":
                 b = b * arch.b_std
+            out.append(b)
+    return out
+
+
+def _init_torch_default(arch: Architecture, d_in: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """``nn.Linear``'s default initialisation, draw for draw: weight ``[fan_out, fan_in]`` (then
+    transposed) and bias uniform on +-1/sqrt(fan_in), the bound of ``kaiming_uniform_(a=sqrt(5))``.
+    Seeded alike, ``nn.Sequential`` of ``nn.Linear`` layers built after ``torch.manual_seed(seed)``
+    holds the same numbers."""
+    out = []
+    for fan_in, fan_out in layer_dims(arch, d_in):
+        bound = 1.0 / math.sqrt(fan_in)
+        w = torch.empty(fan_out, fan_in, dtype=torch.float32).uniform_(-bound, bound, generator=gen)
+        out.append(w.T.contiguous())
+        if arch.has_bias:
+            b = torch.empty(fan_out, dtype=torch.float32).uniform_(-bound, bound, generator=gen)
             out.append(b)
     return out
 

@@ -77,6 +77,7 @@ class BatchedOptimizer:
         self, tcfg: TrainConfig, params: list[torch.Tensor], k: int, has_w0: bool = True
     ) -> None:
         self.cfg = tcfg
+        self.lr = tcfg.lr  # of the current epoch (set_lr): train.lr_schedule
         self.params = params
         self.k = k
         self.sgd = tcfg.optimizer == "sgd"
@@ -89,6 +90,11 @@ class BatchedOptimizer:
             self.v = [torch.zeros_like(p) for p in params]
             self.ws = [torch.empty_like(p) for p in params]
             self.steps = torch.zeros(k, dtype=torch.float64, device=params[0].device)
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the following steps (as a scheduler sets a param group's
+        ``lr``: momentum and Adam state are kept)."""
+        self.lr = float(lr)
 
     @staticmethod
     def _view(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -107,7 +113,7 @@ class BatchedOptimizer:
         ``params`` holds no W0 (kernel-space path: all gradients are in ``grads``)."""
         grads = list(grads)
         cfg = self.cfg
-        lr, wd, mom = cfg.lr, cfg.weight_decay, cfg.momentum
+        lr, wd, mom = self.lr, cfg.weight_decay, cfg.momentum
         w0 = self.params[0]
         fused = self.sgd and active is None and w0_grad is not None
         if w0_grad is not None:

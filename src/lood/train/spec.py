@@ -16,6 +16,7 @@ from lood.settings import Settings
 
 OPTIMIZERS = ("sgd", "adam")
 LOSSES = ("mse", "cross_entropy")
+LR_SCHEDULES = ("none", "step", "cosine")  # per-epoch learning-rate schedules
 ACCOUNTANTS = ("rdp", "prv")  # Opacus's privacy accountants that lood.train.dp offers
 DP_BACKENDS = ("ensemble", "opacus")  # batched DP-SGD, or Opacus one model at a time
 
@@ -33,6 +34,9 @@ class TrainConfig:
     loss: str = "mse"
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
+    lr_schedule: str = "none"
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -52,6 +56,49 @@ class TrainConfig:
         b1, b2 = self.adam_betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"train.adam_betas must be in [0, 1), got {self.adam_betas}")
+        check_schedule(self.lr_schedule, self.lr_milestones, self.lr_gamma, self.epochs)
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of every step of ``epoch`` (0-based).
+
+        ``step``: ``lr * gamma^(number of milestones <= epoch)``, what
+        ``torch.optim.lr_scheduler.MultiStepLR`` gives when stepped once after each epoch;
+        ``cosine``: ``lr * (1 + cos(pi epoch / epochs)) / 2``, ``CosineAnnealingLR`` with
+        ``T_max = epochs`` and ``eta_min = 0`` in closed form; ``none``: ``lr`` itself.
+        """
+        if self.lr_schedule == "step":
+            return self.lr * self.lr_gamma ** sum(m <= epoch for m in self.lr_milestones)
+        if self.lr_schedule == "cosine":
+            return self.lr * (1.0 + math.cos(math.pi * epoch / self.epochs)) / 2.0
+        return self.lr
+
+
+def check_schedule(schedule: str, milestones: tuple[int, ...], gamma: float, epochs: int) -> None:
+    """Errors naming the key for a schedule that cannot mean what the config says."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    if schedule != "step" and milestones:
+        raise ValueError(
+            f"train.lr_milestones is set ({list(milestones)}) but train.lr_schedule is "
+            f"{schedule!r}: milestones only apply to lr_schedule: step"
+        )
+    if schedule == "step":
+        if not milestones:
+            raise ValueError(
+                "train.lr_schedule: step needs train.lr_milestones (epochs, e.g. [25, 35])"
+            )
+        if list(milestones) != sorted(set(milestones)):
+            raise ValueError(
+                f"train.lr_milestones must be strictly increasing, got {list(milestones)}"
+            )
+        late = [m for m in milestones if not 1 <= m < epochs]
+        if late:
+            raise ValueError(
+                f"train.lr_milestones {late} are outside 1..epochs-1 = 1..{epochs - 1}: "
+                "a milestone at epoch m lowers the rate from the (m+1)-th epoch on"
+            )
+        if not 0 < gamma:
+            raise ValueError(f"train.lr_gamma must be > 0, got {gamma}")
 
 
 @dataclass(frozen=True)
@@ -118,6 +165,9 @@ class TrainSpec(Settings):
     momentum: float
     weight_decay: float
     loss: str
+    lr_schedule: str
+    lr_milestones: tuple[int, ...]
+    lr_gamma: float
     seed: int
     shard_size: int
     chunk_size: int
@@ -136,4 +186,7 @@ class TrainSpec(Settings):
             momentum=self.momentum,
             weight_decay=self.weight_decay,
             loss=self.loss,
+            lr_schedule=self.lr_schedule,
+            lr_milestones=self.lr_milestones,
+            lr_gamma=self.lr_gamma,
         )
