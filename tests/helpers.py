@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lood.config as lc
@@ -46,3 +47,34 @@ def job_for(arch: Architecture, tcfg: Any, x: Any, y: Any, **train: Any) -> Any:
             "lr_schedule", "lr_milestones", "lr_gamma")  # fmt: skip
     settings = {k: getattr(tcfg, k) for k in keys}
     return make_job(split_of(x, y), arch, settings | {"device": "cpu"} | train)
+
+
+def write_cifar_raw(root: Path, per_batch: int = 2, n_test: int = 3,
+                    n_classes: int = 10) -> tuple[Any, ...]:  # fmt: skip
+    """Small CIFAR-10 batches pickled like the real ones (protocol 2, dict of bytes keys); random
+    pixels, labels drawn from the first ``n_classes`` classes."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    train_imgs, train_lbls = [], []
+    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
+        imgs = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)  # channels last
+        labels = rng.integers(0, n_classes, size=n).tolist()
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels,
+            b"data": imgs.transpose(0, 3, 1, 2).reshape(n, 3072),  # R plane, G plane, B plane
+            b"filenames": [f"img{i}.png".encode() for i in range(n)],
+        }
+        with open(folder / name, "wb") as fh:
+            pickle.dump(batch, fh, protocol=2)
+        if name == "test_batch":
+            test = (imgs, np.array(labels))
+        else:
+            train_imgs.append(imgs)
+            train_lbls.extend(labels)
+    return np.concatenate(train_imgs), np.array(train_lbls), *test

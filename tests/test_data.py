@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import write_cifar_raw
 
 from lood.data.differ import choose_differ, read_differ_csv, write_differ_csv
 from lood.data.readers import DATASETS, Dataset, load_dataset, read_cifar10_batch, read_idx
@@ -44,31 +45,6 @@ def write_mnist_raw(root: Path, folder: str, gz: bool, seed: int = 0) -> dict[st
         else:
             (raw / name).write_bytes(idx_bytes(arr))
     return arrays
-
-
-def write_cifar_raw(root: Path, per_batch: int = 2, n_test: int = 3) -> tuple[np.ndarray, ...]:
-    """Small CIFAR-10 batches pickled like the real ones (protocol 2, dict of bytes keys)."""
-    rng = np.random.default_rng(1)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    train_imgs, train_lbls = [], []
-    for name, n in [(f"data_batch_{i}", per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
-        imgs = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)  # channels last
-        labels = rng.integers(0, 10, size=n).tolist()
-        batch = {
-            b"batch_label": name.encode(),
-            b"labels": labels,
-            b"data": imgs.transpose(0, 3, 1, 2).reshape(n, 3072),  # R plane, G plane, B plane
-            b"filenames": [f"img{i}.png".encode() for i in range(n)],
-        }
-        with open(folder / name, "wb") as fh:
-            pickle.dump(batch, fh, protocol=2)
-        if name == "test_batch":
-            test = (imgs, np.array(labels))
-        else:
-            train_imgs.append(imgs)
-            train_lbls.extend(labels)
-    return np.concatenate(train_imgs), np.array(train_lbls), *test
 
 
 def toy_dataset(n_per_class: int = 20, classes=(0, 1, 2), d: int = 12, n_test_per_class: int = 0):

@@ -130,6 +130,10 @@ def fit_ensemble(
     evals = {k: torch.tensor(v, dtype=torch.float32) for k, v in eval_sets.items()}
     masks = np.asarray(masks, dtype=bool)
     tcfg = train.optimization
+    if tcfg.lr_schedule != "none":
+        rates = sorted({tcfg.lr_at(e) for e in range(tcfg.epochs)}, reverse=True)
+        log.info("%s: learning rate schedule %s: %s over %d epochs", job.where, tcfg.lr_schedule,
+                 ", ".join(f"{r:.3g}" for r in rates[:6]), tcfg.epochs)  # fmt: skip
     try:
         if dp is None:
             result = train_ensemble(
