@@ -192,7 +192,7 @@ def landscape_query_targets(e):
 
 # train settings that change the influence model (n_in, n_out, shards ... do not)
 INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
-                        "loss", "lr_schedule", "lr_milestones", "lr_gamma", "seed", "device",
+                        "loss", "lr_schedule", "lr_milestones", "lr_gamma", "shuffle", "seed", "device",
                         "dp")  # fmt: skip
 
 

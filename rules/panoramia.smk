@@ -6,7 +6,7 @@ PANORAMIA = f"{RESULTS}/{{experiment}}/panoramia"
 # train settings that change the helper model (trained without DP: it is the auditor's model)
 PANORAMIA_HELPER_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum",
                                "weight_decay", "loss", "lr_schedule", "lr_milestones", "lr_gamma",
-                               "seed", "device")  # fmt: skip
+                               "shuffle", "seed", "device")  # fmt: skip
 
 
 rule panoramia_split:

@@ -44,7 +44,7 @@ def split_of(x: Any, y: Any, n_test: int = 5) -> Any:
 def job_for(arch: Architecture, tcfg: Any, x: Any, y: Any, **train: Any) -> Any:
     """A job training ``arch`` with the optimisation settings ``tcfg`` on ``x``, ``y``."""
     keys = ("epochs", "lr", "batch_size", "optimizer", "momentum", "weight_decay", "loss",
-            "lr_schedule", "lr_milestones", "lr_gamma")  # fmt: skip
+            "lr_schedule", "lr_milestones", "lr_gamma", "shuffle")  # fmt: skip
     settings = {k: getattr(tcfg, k) for k in keys}
     return make_job(split_of(x, y), arch, settings | {"device": "cpu"} | train)
 

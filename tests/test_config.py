@@ -66,6 +66,10 @@ def test_derive_seed_is_deterministic_and_distinct():
             "experiments.tiny.train.lr_milestones",
         ),
         (lambda c: c["train"].update(lr_milestones=[1]), "experiments.tiny.train.lr_milestones"),
+        (
+            lambda c: c["train"].update(shuffle=False, dp={**c["train"]["dp"], "enabled": True}),
+            "experiments.tiny.train.shuffle",
+        ),
     ],
 )
 def test_check_config_names_the_key(mutate, key, tmp_path):

@@ -93,10 +93,22 @@ def ref_train(arch, tcfg, X, y, mask, seed, dtype) -> nn.Sequential:
     rng = np.random.default_rng(seed)
     incl = np.flatnonzero(mask)
     C = arch.n_outputs
+    n = X.shape[0]
     for _ in range(tcfg.epochs):
-        order = incl[rng.permutation(len(incl))]
-        for i in range(0, len(order), tcfg.batch_size):
-            b = torch.from_numpy(order[i : i + tcfg.batch_size])
+        if tcfg.shuffle:
+            order = incl[rng.permutation(len(incl))]
+            batches = [
+                order[i : i + tcfg.batch_size] for i in range(0, len(order), tcfg.batch_size)
+            ]
+        else:  # D in order, fixed boundaries, left-out records dropped from their batch
+            blocks = [
+                np.arange(i, min(i + tcfg.batch_size, n)) for i in range(0, n, tcfg.batch_size)
+            ]
+            batches = [blk[mask[blk]] for blk in blocks]
+        for batch in batches:
+            if len(batch) == 0:
+                continue
+            b = torch.from_numpy(batch)
             f = model(X[b].to(dtype))
             if tcfg.loss == "mse":
                 t = F.one_hot(y[b], C).to(dtype) - 1.0 / C
@@ -595,3 +607,28 @@ def test_torch_init_needs_the_standard_parameterisation():
         Architecture(1, 8, "relu", 1.0, 0.0, "ntk", 2, init="torch")
     with pytest.raises(ValueError, match="model.init must be one of"):
         Architecture(1, 8, "relu", 1.0, 0.0, "standard", 2, init="xavier")
+
+
+# ------------------------------------------------------------------- fixed order (no shuffling)
+@pytest.mark.parametrize("first_layer", ["kernel", "standard"])
+def test_fixed_order_matches_a_plain_in_order_loop(first_layer):
+    """train.shuffle: false == DataLoader(shuffle=False) per model: batches at fixed boundaries
+    of D, a left-out record removed from its batch, an empty batch a skipped step."""
+    X, y = make_data(n=20, d=30)
+    arch = arch_of("relu", "standard", False, width=8)
+    tcfg = TrainConfig(epochs=3, batch_size=6, lr=0.1, momentum=0.9, loss="cross_entropy",
+                       shuffle=False)  # fmt: skip
+    masks = np.ones((3, 20), dtype=bool)
+    masks[1, 7] = False  # the out model of record 7: batch 1 holds 5 records
+    masks[2, 6:12] = False  # batch 1 empty: 3 updates per epoch
+    seeds = [41, 42, 43]
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, first_layer=first_layer,
+                         dtype=torch.float64)  # fmt: skip
+    assert res.n_updates.tolist() == [12, 12, 9]
+    for k in range(3):
+        rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
+        for name, p in rp.items():
+            torch.testing.assert_close(res.params[name][k], p, rtol=1e-9, atol=1e-10)
+    shuffled = train_ensemble(arch, TrainConfig(epochs=3, batch_size=6, lr=0.1, momentum=0.9,
+                              loss="cross_entropy"), X, y, masks, seeds, dtype=torch.float64)  # fmt: skip
+    assert not torch.allclose(shuffled.params["W0"], res.params["W0"])

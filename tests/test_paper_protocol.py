@@ -66,7 +66,7 @@ def test_paper_config_is_the_original_protocol(paper_run):
     assert (train["loss"], train["optimizer"], train["momentum"]) == ("cross_entropy", "sgd", 0)
     assert (train["lr"], train["epochs"], train["batch_size"]) == (0.001, 50, 64)
     assert train["lr_schedule"] == "step" and train["lr_milestones"] == [25, 35, 45]
-    assert train["lr_gamma"] == 0.1
+    assert train["lr_gamma"] == 0.1 and train["shuffle"] is False
     assert shipped["nngp"]["sigma2"] == 0.05
 
 

@@ -280,7 +280,7 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
                 raise ValueError(
                     f"train.batch_size: {train.batch_size} exceeds data.n_train {data.n_train}"
                 )
-            train.dp.check(data.n_train)
+            train.dp.check(data.n_train, train.shuffle)
             train.optimization  # noqa: B018 (the schedule's cross-key checks)
         except ValueError as exc:
             raise ValueError(f"experiments.{name}.{exc}") from None

@@ -48,6 +48,7 @@ from lood.train.primitives import (
     ProgressFn,
     StackedNetwork,
     epoch_batches,
+    fixed_order_batches,
     loss_and_grad,
     prepare_run,
     run_chunks,
@@ -261,7 +262,10 @@ def train_chunk(
         opt.set_lr(tcfg.lr_at(epoch))
         if kernel is not None:
             kernel.set_lr(tcfg.lr_at(epoch))
-        idx_np, counts_np = epoch_batches(rngs, incl, bsz, pad)
+        if tcfg.shuffle:
+            idx_np, counts_np = epoch_batches(rngs, incl, bsz, pad)
+        else:
+            idx_np, counts_np = fixed_order_batches(incl, pad, bsz, pad)
         n_updates += (counts_np > 0).sum(0)
         idx_all = torch.from_numpy(idx_np).to(device)
         rows_all = None if kernel is None else kernel.rows(idx_all)

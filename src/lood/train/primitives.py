@@ -204,6 +204,26 @@ def epoch_batches(
     return np.ascontiguousarray(idx), counts
 
 
+def fixed_order_batches(
+    incl: list[np.ndarray], n: int, batch_size: int, pad: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``epoch_batches`` without shuffling (``train.shuffle: false``, the original's DataLoader
+    with ``shuffle=False``): step s holds records ``s B .. (s+1) B - 1`` of D in order, minus those
+    a model leaves out, so an out model's batches are the in model's with the record removed
+    (one batch one smaller) and a batch a model has no record of is a step it skips."""
+    k = len(incl)
+    n_steps = int(math.ceil(n / batch_size)) if n > 0 else 0
+    idx = np.full((n_steps, k, batch_size), pad, dtype=np.int64)
+    counts = np.zeros((n_steps, k), dtype=np.int64)
+    for j, records in enumerate(incl):
+        records = np.sort(records)
+        step = records // batch_size
+        rank = np.arange(len(records)) - np.searchsorted(step, step, side="left")
+        idx[step, j, rank] = records
+        counts[:, j] = np.bincount(step, minlength=n_steps)
+    return idx, counts
+
+
 class StackedNetwork:
     """Forward and hand-written backward pass of the stacked MLP into preallocated buffers.
 

@@ -37,6 +37,7 @@ class TrainConfig:
     lr_schedule: str = "none"
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
+    shuffle: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -140,9 +141,14 @@ class DPSpec(Settings):
     target_epsilon: float | None
     backend: str
 
-    def check(self, n_train: int) -> None:
+    def check(self, n_train: int, shuffle: bool = True) -> None:
         """What the schema cannot check: delta below 1/N (a delta of 1/N or more allows
-        releasing a random record in the clear)."""
+        releasing a random record in the clear); DP-SGD's Poisson batches are random."""
+        if self.enabled and not shuffle:
+            raise ValueError(
+                "train.shuffle: false (fixed batches) does not go with train.dp: DP-SGD draws "
+                "Poisson batches, and its accounting assumes them"
+            )
         if self.enabled and not self.delta < 1.0 / n_train:
             raise ValueError(
                 f"train.dp.delta must be in (0, 1/n_train = {1.0 / n_train:.3g}), got "
@@ -168,6 +174,7 @@ class TrainSpec(Settings):
     lr_schedule: str
     lr_milestones: tuple[int, ...]
     lr_gamma: float
+    shuffle: bool
     seed: int
     shard_size: int
     chunk_size: int
@@ -189,4 +196,5 @@ class TrainSpec(Settings):
             lr_schedule=self.lr_schedule,
             lr_milestones=self.lr_milestones,
             lr_gamma=self.lr_gamma,
+            shuffle=self.shuffle,
         )
