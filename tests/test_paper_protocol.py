@@ -2,8 +2,9 @@
 
 `config/paper_cifar10.yaml` as shipped, shrunk only where size is concerned (N, width, models,
 epochs and milestones, records): the CIFAR-10 reader on CIFAR-format files the test writes, inputs
-in [0, 1], nn.Linear's initialisation, cross-entropy, the step schedule, depth 9. So a user with
-internet and GPUs is not the first to run this path.
+in [0, 1], He-normal weights without bias, cross-entropy, the step schedule, the fixed order,
+depth 9. So a user with internet and GPUs is not the first to run this path; ``model.init:
+torch`` (nn.Linear's default) is run through the same path in a second, cheaper check.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def test_paper_config_is_the_original_protocol(paper_run):
     assert data["dataset"] == "cifar10" and data["classes"] == [0, 1]
     assert data["n_train"] == 10000 and data["normalization"] == "none"
     assert (model["depth"], model["width"], model["activation"]) == (9, 1024, "relu")
-    assert model["b_std"] == 0 and model["init"] == "torch"
+    # He-normal: the original's Solver.weights_init overwrites nn.Linear's default init
+    assert model["b_std"] == 0 and model["init"] == "normal" and model["W_std"] == 2**0.5
     assert model["parameterization"] == "standard"
     assert (train["loss"], train["optimizer"], train["momentum"]) == ("cross_entropy", "sgd", 0)
     assert (train["lr"], train["epochs"], train["batch_size"]) == (0.001, 50, 64)
@@ -80,9 +82,8 @@ def test_paper_path_outputs(paper_run):
     assert split.x_train.min() >= 0.0 and split.x_train.max() <= 1.0
     assert set(split.y_train.tolist()) == {0, 1} and len(split.y_train) == 200
     params, meta = load_params(exp / "models" / "in_weights.safetensors")
-    assert "'init': 'torch'" in meta["architecture"] and "'depth': 9" in meta["architecture"]
-    bound = 1.0 / np.sqrt(3072)  # trained weights stay near nn.Linear's uniform init range
-    assert np.abs(params["W0"].numpy()).max() < 2 * bound and "b0" not in params
+    assert "'init': 'normal'" in meta["architecture"] and "'depth': 9" in meta["architecture"]
+    assert "b0" not in params
     log = (exp / "logs" / "train_in.log").read_text()
     assert "learning rate schedule step: 0.05, 0.005, 0.0005 over 4 epochs" in log
     mia = pd.read_csv(exp / "mia.csv")
@@ -93,3 +94,23 @@ def test_paper_path_outputs(paper_run):
     assert len(corr) > 0
     ck_meta = load_params(exp / "influence" / "checkpoints.safetensors")[1]
     assert json.loads(ck_meta["lrs"])[-1] == repr(0.05 * 0.1**2)
+
+
+def test_torch_default_init_through_the_same_path(paper_run):
+    """model.init: torch (nn.Linear's default init, the issue's reading of the original) trains
+    through the same jobs; its first-layer weights start inside nn.Linear's uniform bound."""
+    work, shipped, _ = paper_run
+    cfg = shrink(copy.deepcopy(shipped), work / "cifar")
+    cfg["results"] = "results_torch_init"
+    cfg["model"]["init"] = "torch"
+    cfg["train"]["lr"] = 1e-9  # the weights stay where they started
+    config = work / "torch_init.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    target = "results_torch_init/cifar10_relu/models/in_weights.safetensors"
+    proc = snakemake(work, config, "--cores", "2", target)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    params, meta = load_params(work / target)
+    assert "'init': 'torch'" in meta["architecture"]
+    w0 = params["W0"].numpy()
+    bound = 1.0 / np.sqrt(3072)
+    assert np.abs(w0).max() <= bound and np.abs(w0).max() > 0.99 * bound  # uniform, filled
