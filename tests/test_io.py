@@ -43,3 +43,22 @@ def test_atomic_path_removes_stale_temporaries(tmp_path):
         tmp.write_text("a\n1\n")
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_an_uncaught_error_reaches_the_job_log(tmp_path):
+    """Snakemake says 'check log file(s) for error details': the job's exception must be there."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "job.log"
+    code = (
+        "from lood.logs import setup_logging\n"
+        f"setup_logging({str(log)!r}, 'lood.test')\n"
+        "raise ValueError('memorization.n_models: too few models')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    text = log.read_text()
+    assert "job failed: ValueError: memorization.n_models: too few models" in text
+    assert "Traceback" in text
+    assert proc.stderr.count("Traceback") == 1  # once on stderr, not also by Python's hook

@@ -22,7 +22,19 @@ def setup_logging(log_file: str | Path | None, name: str = "lood") -> logging.Lo
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+    sys.excepthook = log_uncaught
     return logging.getLogger(name)
+
+
+def log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+    """Uncaught exceptions of a job go into its log file too (Snakemake points users there),
+    once, with the traceback; Ctrl-C keeps Python's own handling."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)  # type: ignore[arg-type]
+        return
+    logging.getLogger("lood").error(
+        "job failed: %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb)
+    )
 
 
 class Progress:
