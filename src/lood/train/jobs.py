@@ -50,7 +50,8 @@ from lood.train.spec import TrainSpec
 def cuda_unavailable_reason() -> str:
     """Why torch cannot use CUDA here, in words (for warnings and errors)."""
     if torch.version.cuda is None:
-        return f"torch {torch.__version__} is a CPU-only build; install the CUDA build (README, Installing)"
+        return (f"torch {torch.__version__} is a CPU-only build; install the CUDA build: "
+                "make install GPU=1 (README, Installing)")  # fmt: skip
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     hint = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
     return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU: no "
