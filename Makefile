@@ -1,5 +1,7 @@
 # make run   : set up .venv and run the default experiment end to end (results/)
 # make test  : set up .venv and run the test suite
+# GPU=1      : (with install / run / test) add the CUDA stack to .venv: the `gpu` extra of
+#              pyproject.toml (CUDA build of torch==2.13.0, jax[cuda12]==0.5.3); README, Installing
 #
 # The venv needs CPython 3.10-3.12 (pyproject.toml: requires-python). PYTHON is the first of
 # these that runs and fits; python3.11 first because constraints.txt is its lock. Override with
@@ -12,6 +14,9 @@ endif
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+GPU ?= 0
+# With GPU=1, install also needs the stamp of the CUDA stack (a second pip run over the first).
+GPU_STAMP := $(if $(filter 1,$(GPU)),$(VENV)/.gpu-installed)
 
 .PHONY: install run test lint dryrun clean
 
@@ -24,7 +29,14 @@ $(BIN)/snakemake: pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $@
 
-install: $(BIN)/snakemake
+# torch===2.13.0 in the gpu extra excludes the CPU build 2.13.0+cpu, replacing it if installed;
+# the check fails loudly if pip still picked a CPU build (e.g. from a local wheel directory).
+$(VENV)/.gpu-installed: $(BIN)/snakemake
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev,gpu]'
+	$(BIN)/python -c "import importlib.metadata as m, torch; assert torch.version.cuda, 'torch ' + torch.__version__ + ' is a CPU build'; print('CUDA stack installed: torch', torch.__version__, '(CUDA', torch.version.cuda + '), jax-cuda12-plugin', m.version('jax-cuda12-plugin'))"
+	touch $@
+
+install: $(BIN)/snakemake $(GPU_STAMP)
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) --scheduler greedy

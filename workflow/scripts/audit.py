@@ -12,7 +12,15 @@ from lood.train.jobs import job_from_config, one_run_audit  # noqa: E402
 
 experiment = sm.wildcards.experiment
 where = f"experiment {experiment!r}, audit"
-job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
+job = job_from_config(
+    sm.input.split,
+    sm.params.model,
+    sm.params.train,
+    where,
+    sm.threads,
+    log,
+    gpus=sm.resources.get("gpu", 0),
+)
 table, arrays = one_run_audit(job, AuditSpec.from_config(sm.params.audit), experiment)
 savez(sm.output.scores, **arrays)
 write_csv(table, sm.output.table, allow_nan=["accuracy", "eps_accountant"])  # inf: non-DP

@@ -19,7 +19,7 @@ split = Split.load(sm.input.split)
 differ = pd.read_csv(sm.input.differ)
 idx = differ["differ_idx"].to_numpy().copy()  # writable: torch indexes with it
 ck = Checkpoints.load(sm.input.checkpoints)
-device = pick_device(sm.params.device)
+device = pick_device(sm.params.device, sm.resources.get("gpu", 0), log)
 x = torch.tensor(split.x_train, dtype=torch.float64, device=device)
 y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
 # the training objective's Hessian includes its L2 term: weight decay adds to the damping

@@ -18,7 +18,15 @@ from lood.train.jobs import job_from_config, retrain_out_outputs, saved_model_ou
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.mia_landscape")
 where = f"experiment {sm.wildcards.experiment!r}, landscape out models"
-job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
+job = job_from_config(
+    sm.input.split,
+    sm.params.model,
+    sm.params.train,
+    where,
+    sm.threads,
+    log,
+    gpus=sm.resources.get("gpu", 0),
+)
 split, mia = job.split, MiaSpec.from_config(sm.params.mia)
 differ = pd.read_csv(sm.input.differ)
 differ_idx = differ["differ_idx"].to_numpy()

@@ -8,10 +8,11 @@ from lood.arch import Architecture
 from lood.data.split import Split
 from lood.io import load_npz, savez
 from lood.logs import setup_logging
-from lood.nngp.kernel import ntk_kernels
+from lood.nngp.kernel import log_jax_devices, ntk_kernels
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.ntk_kernel")
+log_jax_devices(log)
 split = Split.load(sm.input.split)
 arch = Architecture.from_config(sm.params.model, split.n_classes)
 t0 = time.perf_counter()

@@ -13,7 +13,15 @@ from lood.privacy.spec import PanoramiaSpec  # noqa: E402
 from lood.train.jobs import job_from_config  # noqa: E402
 
 where = f"experiment {sm.wildcards.experiment!r}, PANORAMIA helper"
-job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
+job = job_from_config(
+    sm.input.split,
+    sm.params.model,
+    sm.params.train,
+    where,
+    sm.threads,
+    log,
+    gpus=sm.resources.get("gpu", 0),
+)
 arrays = train_panoramia_helper(
     job, AttackSets.load(sm.input.sets), PanoramiaSpec.from_config(sm.params.panoramia)
 )

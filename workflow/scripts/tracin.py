@@ -16,7 +16,7 @@ split = Split.load(sm.input.split)
 differ = pd.read_csv(sm.input.differ)
 idx = differ["differ_idx"].to_numpy()
 ck = Checkpoints.load(sm.input.checkpoints)
-device = pick_device(sm.params.device)
+device = pick_device(sm.params.device, sm.resources.get("gpu", 0), log)
 parts = tracin_contributions(
     ck.models(),
     ck.checkpoint_lrs,

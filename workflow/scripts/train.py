@@ -14,7 +14,15 @@ from lood.train.jobs import job_from_config, train_role  # noqa: E402
 role, experiment = sm.params.role, sm.wildcards.experiment
 shard = int(sm.wildcards.shard) if role == "out" else None
 where = f"experiment {experiment!r}, {role} models" + (f", shard {shard}" if role == "out" else "")
-job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
+job = job_from_config(
+    sm.input.split,
+    sm.params.model,
+    sm.params.train,
+    where,
+    sm.threads,
+    log,
+    gpus=sm.resources.get("gpu", 0),
+)
 train_role(
     role,
     job,

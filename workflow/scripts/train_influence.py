@@ -8,7 +8,15 @@ from lood.train.jobs import job_from_config, train_with_checkpoints
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.train_influence")
 where = f"experiment {sm.wildcards.experiment!r}, influence model"
-job = job_from_config(sm.input.split, sm.params.model, sm.params.train, where, sm.threads, log)
+job = job_from_config(
+    sm.input.split,
+    sm.params.model,
+    sm.params.train,
+    where,
+    sm.threads,
+    log,
+    gpus=sm.resources.get("gpu", 0),
+)
 seed = derive_seed(job.train.seed, "tracin")
 ckpts, loss = train_with_checkpoints(job, seed, every=int(sm.params.checkpoint_every))
 with atomic_path(sm.output.checkpoints) as tmp:

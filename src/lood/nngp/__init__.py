@@ -24,6 +24,7 @@ PUBLIC = {
     "landscape_queries": "landscape",
     "landscape_records": "landscape",
     "LandscapeSpec": "spec",
+    "log_jax_devices": "kernel",
     "loo_pointwise": "gp",
     "loo_query_set": "gp",
     "lood_all": "gp",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import logging
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -14,10 +17,33 @@ jax.config.update("jax_enable_x64", True)
 import warnings  # noqa: E402
 
 from lood.arch import Architecture  # noqa: E402
+from lood.devices import gpu_assignment  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from neural_tangents import stax  # noqa: E402
+
+
+def log_jax_devices(log: logging.Logger, env: Mapping[str, str] | None = None) -> str:
+    """Name JAX's backend and devices in one INFO line (returns the backend: cpu, gpu ...).
+
+    Warns when the job was given a GPU (scheduler variables, :func:`lood.devices.gpu_assignment`)
+    but JAX runs on the CPU: jaxlib alone is CPU-only, the CUDA plugin comes with the ``gpu``
+    extra (README, Installing).
+    """
+    backend = jax.default_backend()
+    log.info("JAX %s, backend %s, devices %s", jax.__version__, backend,
+             ", ".join(str(d) for d in jax.devices()))  # fmt: skip
+    given = gpu_assignment(0, env)
+    if backend == "cpu" and given:
+        try:
+            plugin = f"jax-cuda12-plugin {importlib.metadata.version('jax-cuda12-plugin')} is "
+            plugin += "installed but found no usable GPU (driver?)"
+        except importlib.metadata.PackageNotFoundError:
+            plugin = "no CUDA plugin is installed (pip install 'jax[cuda12]==0.5.3')"
+        log.warning("JAX runs on the CPU although the job was given a GPU (%s): %s",
+                    given, plugin)  # fmt: skip
+    return backend
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ PUBLIC = {
     "load_params": "models",
     "one_run_audit": "jobs",
     "Params": "models",
+    "describe_device": "jobs",
     "pick_device": "jobs",
     "retrain_out_outputs": "jobs",
     "save_params": "models",

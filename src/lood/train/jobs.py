@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import torch
 from lood.arch import Architecture
 from lood.config import derive_seed, shard_records
 from lood.data.split import Split
+from lood.devices import gpu_assignment
 from lood.influence.autodiff import stack, unstack
 from lood.influence.memorization import (
     correctness,
@@ -45,13 +47,58 @@ from lood.train.primitives import EnsembleResult, accuracy
 from lood.train.spec import TrainSpec
 
 
-def pick_device(device: str) -> str:
-    """``auto`` -> cuda when available, else cpu; an explicit cuda without a GPU is an error."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    return device
+def cuda_unavailable_reason() -> str:
+    """Why torch cannot use CUDA here, in words (for warnings and errors)."""
+    if torch.version.cuda is None:
+        return (f"torch {torch.__version__} is a CPU-only build; install the CUDA build: "
+                "make install GPU=1 (README, Installing)")  # fmt: skip
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hint = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+    return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU: no "
+            f"device, or an NVIDIA driver too old for CUDA {torch.version.cuda}{hint}")  # fmt: skip
+
+
+def describe_device(device: str) -> str:
+    """The device in words: for CUDA the GPU's name and memory, else the CPU and its threads."""
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        props = torch.cuda.get_device_properties(index)
+        return (f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB; "
+                f"{torch.cuda.device_count()} visible; torch {torch.__version__}, "
+                f"CUDA {torch.version.cuda})")  # fmt: skip
+    return f"{device} ({torch.get_num_threads()} threads; torch {torch.__version__})"
+
+
+def pick_device(
+    device: str,
+    gpus: int = 0,
+    log: logging.Logger | None = None,
+    setting: str = "train.device",
+) -> str:
+    """Resolve ``setting`` (auto | cpu | cuda) and name the device in one INFO line.
+
+    ``auto`` -> cuda when torch can use it, else cpu; an explicit cuda without CUDA is an error
+    naming the setting. When the job was given a GPU (``gpus``, its resources' GPUs, or the
+    scheduler's variables: :func:`lood.devices.gpu_assignment`) but runs on the CPU, it warns:
+    that job would otherwise only be mysteriously slow.
+    """
+    log = log or logging.getLogger("lood.train")
+    cuda = torch.cuda.is_available()
+    if device == "cuda" and not cuda:
+        raise RuntimeError(
+            f"{setting} is 'cuda' but torch cannot use CUDA: {cuda_unavailable_reason()}. "
+            f"Set {setting}: auto (falls back to the CPU) or cpu."
+        )
+    chosen = ("cuda" if cuda else "cpu") if device == "auto" else device
+    given = gpu_assignment(gpus)
+    if chosen == "cpu" and given and device == "auto":
+        log.warning("%s: auto chose the CPU although the job was given a GPU (%s): %s",
+                    setting, given, cuda_unavailable_reason())  # fmt: skip
+    elif chosen == "cpu" and given:
+        log.warning("%s is 'cpu' although the job was given a GPU (%s): it stays idle",
+                    setting, given)  # fmt: skip
+    log.info("device (%s: %s): %s", setting, device, describe_device(chosen))
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -73,16 +120,21 @@ def start_job(
     where: str,
     threads: int = 1,
     logger: logging.Logger | None = None,
+    gpus: int = 0,
 ) -> Job:
-    """The one prologue of the training jobs: torch threads, device, logger."""
+    """The one prologue of the training jobs: torch threads, device (logged), logger.
+
+    ``gpus``: the GPUs the job's resources requested (warned about when CUDA is unusable).
+    """
     torch.set_num_threads(max(1, int(threads)))
+    log = logger or logging.getLogger("lood.train")
     return Job(
         split=split,
         arch=arch,
         train=train,
-        device=pick_device(train.device),
+        device=pick_device(train.device, gpus, log),
         where=where,
-        log=logger or logging.getLogger("lood.train"),
+        log=log,
     )
 
 
@@ -93,12 +145,13 @@ def job_from_config(
     where: str,
     threads: int = 1,
     logger: logging.Logger | None = None,
+    gpus: int = 0,
 ) -> Job:
     """A job's edge: load the split and parse the ``model`` and ``train`` sections once."""
     split = Split.load(split_path)
     arch = Architecture.from_config(dict(model), split.n_classes)
     spec = TrainSpec.from_config(train, "train")
-    return start_job(split, arch, spec, where, threads, logger)
+    return start_job(split, arch, spec, where, threads, logger, gpus)
 
 
 def fit_ensemble(
