@@ -144,3 +144,19 @@ def test_defaults_come_from_the_schema_in_a_canonical_key_order():
     assert lc.section_defaults("train.dp") == {k: v["default"] for k, v in schema_dp.items()}
     assert lc.with_defaults({"data": {}})["nngp"] == {"sigma2": 0.05, "kernel": "nngp", "kernel_batch_size": 0,
                                                        "all_records": True}  # fmt: skip
+
+
+def test_a_shipped_config_can_be_inherited(tmp_path, monkeypatch):
+    """config/relu_vs_gelu.yaml says ``inherit: config.yaml`` (the working directory's): a user's
+    file that inherits it must still reach config.yaml, not look for config/config.yaml."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config.yaml").write_text("nngp: {sigma2: 0.05}\nexperiments: {a: {}}\n")
+    (tmp_path / "config" / "pair.yaml").write_text(
+        "inherit: config.yaml\nmodel: {depth: 3}\nexperiments: {x: {}, y: {}}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    cfg = lc.resolve_inherit({"inherit": "config/pair.yaml", "onion": {"enabled": True}})
+    assert cfg["nngp"] == {"sigma2": 0.05} and cfg["model"] == {"depth": 3}
+    assert cfg["experiments"] == {"x": {}, "y": {}} and cfg["onion"] == {"enabled": True}
+    with pytest.raises(ValueError, match="missing.yaml"):
+        lc.resolve_inherit({"inherit": "config/missing.yaml"})

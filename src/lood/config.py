@@ -115,15 +115,22 @@ def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_inherit(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
     """Apply ``inherit: <file>``: the config is merged over that file (recursively, so it may in
-    turn inherit); ``experiments`` is replaced, not merged, so the base's experiments don't run."""
+    turn inherit); ``experiments`` is replaced, not merged, so the base's experiments don't run.
+
+    The file is looked up relative to ``base_dir`` (the including file's folder), then relative to
+    the working directory: Snakemake hands ``--configfile`` over without its path, so the shipped
+    ``config/*.yaml`` say ``inherit: config.yaml`` and must also work when inherited themselves.
+    """
     parent = config.get("inherit")
     if not parent:
         return config
     import yaml
 
-    path = Path(base_dir) / parent
-    if not path.exists():
-        raise ValueError(f"inherit: file {str(path)!r} does not exist")
+    candidates = [Path(base_dir) / parent, Path(parent)]
+    path = next((p for p in candidates if p.exists()), None)
+    if path is None:
+        tried = " or ".join(repr(str(p)) for p in dict.fromkeys(candidates))
+        raise ValueError(f"inherit: file {tried} does not exist")
     base = resolve_inherit(yaml.safe_load(path.read_text()) or {}, path.parent)
     merged = deep_merge(base, {k: v for k, v in config.items() if k != "inherit"})
     if "experiments" in config:
