@@ -70,6 +70,7 @@ def test_paper_config_is_the_original_protocol(paper_run):
     assert train["lr_schedule"] == "step" and train["lr_milestones"] == [25, 35, 45]
     assert train["lr_gamma"] == 0.1 and train["shuffle"] is False
     assert shipped["nngp"]["sigma2"] == 0.05
+    assert shipped["mia"]["score"] == "output_vector"  # the original's MIA on the output vector
 
 
 def test_paper_path_outputs(paper_run):

@@ -529,6 +529,7 @@ BAD = [
     (lambda c: c["train"].update(dp={"enabled": True, "delta": 0.1}), "train.dp.delta"),
     (lambda c: c["train"].update(dp={"enabled": True, "noise_multiplier": 0}), "noise_multiplier"),
     (lambda c: c.update(audit={"n_canaries": 500}), "audit.n_canaries"),
+    (lambda c: c["mia"].update(score="logit"), "mia.score: 'logit'"),
 ]
 
 

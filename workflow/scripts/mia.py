@@ -16,7 +16,8 @@ table = mia_table(
     models_out=[load_npz(p) for p in sm.input.models_out],
     n_splits=mia.n_splits,
     seed=mia.seed,
+    score=mia.score,
 )
 write_csv(table, sm.output[0])
-log.info("MIA AUC mean %.3f (min %.3f, max %.3f) over %d records",
+log.info("MIA AUC (score %s) mean %.3f (min %.3f, max %.3f) over %d records", mia.score,
          table.mia_auc.mean(), table.mia_auc.min(), table.mia_auc.max(), len(table))  # fmt: skip

@@ -47,7 +47,7 @@ if max_diff > 1e-4:
     log.warning("re-trained out models differ from the stored ones (non-deterministic device?)")
 in_q = saved_model_outputs(sm.input.weights_in, job.arch, queries)
 table = mia_landscape_table(in_q, out_q, records, split.y_train[records], positions, t,
-                            mia.n_splits, mia.seed)  # fmt: skip
+                            mia.n_splits, mia.seed, mia.score)  # fmt: skip
 write_csv(table, sm.output.table)
 savez(sm.output.outputs, records=records, t=t, in_outputs=in_q, out_outputs=out_q,
       out_outputs_differ=out_differ, stored_out_outputs_differ=stored_differ,

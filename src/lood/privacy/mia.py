@@ -6,6 +6,7 @@ For one differing record x we have outputs of "in" models (trained on D, which c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,24 +24,22 @@ def mia_landscape_table(
     t: np.ndarray,
     n_splits: int,
     seed: int,
+    score: str = "margin",
 ) -> Any:
     """Long table (differ_idx, t, mia_auc, mia_auc_std, in_score_mean, out_score_mean).
 
     ``in_outputs`` [K_in, R, T, C], ``out_outputs`` [R, K_out, T, C]. The MIA at each ``t`` is the
-    workflow's (:func:`lood.mia.margin_score` with the record's label, :func:`lood.mia.
-    half_split_auc` with seed ``mia.seed + position`` as in ``mia.csv``), so ``t = 0`` reproduces
-    the record's ``mia_auc``.
+    workflow's (:func:`record_mia` with the record's label, ``score`` and seed ``mia.seed +
+    position`` as in ``mia.csv``), so ``t = 0`` reproduces the record's ``mia_auc``. The score
+    columns are the margin's whatever ``score``.
     """
-    import pandas as pd
-
-    from lood.privacy.mia import half_split_auc, margin_score
-
     rows = []
     for i, (record, label, pos) in enumerate(zip(records, labels, positions, strict=True)):
         for j, tj in enumerate(t):
             s_in = margin_score(in_outputs[:, i, j], int(label))
             s_out = margin_score(out_outputs[i, :, j], int(label))
-            auc, std = half_split_auc(s_in, s_out, n_splits=n_splits, seed=seed + int(pos))
+            auc, std, _ = record_mia(in_outputs[:, i, j], out_outputs[i, :, j], int(label),
+                                     score, n_splits, seed + int(pos))  # fmt: skip
             rows.append(
                 {
                     "differ_idx": int(record),
@@ -69,6 +68,42 @@ def margin_score(outputs: np.ndarray, label: int) -> np.ndarray:
     return outputs[:, label] - others.max(axis=1)
 
 
+MIA_SCORES = ("margin", "output_vector")
+"""Values of ``mia.score``: the attack statistic of :func:`record_mia`."""
+
+
+def _half_splits(
+    n_in: int, n_out: int, n_splits: int, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(fit_in, test_in, fit_out, test_out) index arrays of ``n_splits`` random half splits.
+
+    Split ``s`` draws ``rng.permutation(n_in)`` then ``rng.permutation(n_out)`` from one
+    ``np.random.default_rng(seed)``; the first ``n // 2`` of each fit. Every half-split statistic
+    of this module uses these draws, so for one seed they all see the same splits.
+    """
+    rng = np.random.default_rng(seed)
+    hin, hout = n_in // 2, n_out // 2
+    for _ in range(n_splits):
+        pin = rng.permutation(n_in)
+        pout = rng.permutation(n_out)
+        yield pin[:hin], pin[hin:], pout[:hout], pout[hout:]
+
+
+def _check_models(in_values: np.ndarray, out_values: np.ndarray, n_splits: int) -> None:
+    """At least 4 in and 4 out models, ``n_splits >= 1`` and finite values (ValueError)."""
+    if len(in_values) < 4 or len(out_values) < 4:
+        raise ValueError("need at least 4 in and 4 out models for a half-split MIA")
+    if n_splits < 1:
+        raise ValueError(f"mia.n_splits must be >= 1, got {n_splits}")
+    for side, values in (("in", in_values), ("out", out_values)):
+        bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+        if bad.size:
+            raise ValueError(
+                f"MIA scores of {side} model(s) {bad[:10].tolist()} ({bad.size} of {len(values)}) "
+                "are NaN/inf: those networks' outputs on the record are not finite"
+            )
+
+
 def half_split_auc(
     in_scores: np.ndarray, out_scores: np.ndarray, n_splits: int = 50, seed: int = 0
 ) -> tuple[float, float]:
@@ -80,30 +115,142 @@ def half_split_auc(
     """
     in_scores = np.asarray(in_scores, dtype=np.float64).ravel()
     out_scores = np.asarray(out_scores, dtype=np.float64).ravel()
-    if len(in_scores) < 4 or len(out_scores) < 4:
-        raise ValueError("need at least 4 in and 4 out models for a half-split MIA")
-    if n_splits < 1:
-        raise ValueError(f"mia.n_splits must be >= 1, got {n_splits}")
-    for side, scores in (("in", in_scores), ("out", out_scores)):
-        bad = np.flatnonzero(~np.isfinite(scores))
-        if bad.size:
-            raise ValueError(
-                f"MIA scores of {side} model(s) {bad[:10].tolist()} ({bad.size} of {len(scores)}) "
-                "are NaN/inf: those networks' outputs on the record are not finite"
-            )
-    rng = np.random.default_rng(seed)
+    _check_models(in_scores, out_scores, n_splits)
     aucs = np.empty(n_splits)
-    for s in range(n_splits):
-        pin = rng.permutation(len(in_scores))
-        pout = rng.permutation(len(out_scores))
-        hin, hout = len(in_scores) // 2, len(out_scores) // 2
-        fit_in, test_in = in_scores[pin[:hin]], in_scores[pin[hin:]]
-        fit_out, test_out = out_scores[pout[:hout]], out_scores[pout[hout:]]
+    splits = _half_splits(len(in_scores), len(out_scores), n_splits, seed)
+    for s, (fin, tin, fout, tout) in enumerate(splits):
+        fit_in, test_in = in_scores[fin], in_scores[tin]
+        fit_out, test_out = out_scores[fout], out_scores[tout]
         test = np.concatenate([test_in, test_out])
         llr = _gauss_logpdf(test, fit_in) - _gauss_logpdf(test, fit_out)
         labels = np.concatenate([np.ones(len(test_in)), np.zeros(len(test_out))])
         aucs[s] = roc_auc_score(labels, llr)
     return float(aucs.mean()), float(aucs.std())
+
+
+def _as_outputs(in_outputs: np.ndarray, out_outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both output sets as float64 [K, C] with the same C (ValueError otherwise)."""
+    a = np.asarray(in_outputs, dtype=np.float64)
+    b = np.asarray(out_outputs, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"outputs must be [K_in, C] and [K_out, C], got {a.shape} and {b.shape}")
+    return a, b
+
+
+def half_split_diff(
+    in_outputs: np.ndarray, out_outputs: np.ndarray, n_splits: int = 50, seed: int = 0
+) -> float:
+    """The original's prediction difference over the half splits of :func:`half_split_auc`.
+
+    Per split: the mean over classes of the squared difference between the mean output vector
+    of the held-out in half and that of the held-out out half; averaged over the splits (the
+    ``diff`` of the original's compute_auc_and_diff.py). ``in_outputs`` [K_in, C],
+    ``out_outputs`` [K_out, C].
+    """
+    a, b = _as_outputs(in_outputs, out_outputs)
+    _check_models(a, b, n_splits)
+    diffs = [
+        float(np.mean((a[tin].mean(axis=0) - b[tout].mean(axis=0)) ** 2))
+        for _, tin, _, tout in _half_splits(len(a), len(b), n_splits, seed)
+    ]
+    return float(np.mean(diffs))
+
+
+def _subspace(fit: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
+    """Orthonormal basis [C, r] of the directions the rows of ``fit`` span about their mean, and
+    the largest eigenvalue of their covariance.
+
+    The basis: the covariance's eigenvectors whose eigenvalue exceeds ``rtol`` times the largest;
+    [C, 0] when every row is the same.
+    """
+    centred = fit - fit.mean(axis=0)
+    lam, vec = np.linalg.eigh(centred.T @ centred / (len(fit) - 1))
+    top = float(lam[-1])
+    if not top > 0:
+        return vec[:, :0], 0.0
+    return vec[:, lam > rtol * top], top
+
+
+def _mvn_logpdf(x: np.ndarray, sample: np.ndarray, floor: float) -> np.ndarray:
+    """log N(x; mean, cov) of the Gaussian fitted to ``sample`` [K, r] (ddof 1) at ``x`` [M, r].
+
+    The covariance's eigenvalues are floored at ``floor`` (> 0), so a side without spread along
+    a direction is a very narrow Gaussian there rather than a singular one.
+    """
+    mean = sample.mean(axis=0)
+    centred = sample - mean
+    lam, vec = np.linalg.eigh(centred.T @ centred / (len(sample) - 1))
+    lam = np.maximum(lam, floor)
+    z = (x - mean) @ vec
+    maha = np.sum(z**2 / lam, axis=1)
+    return -0.5 * (maha + np.sum(np.log(lam)) + x.shape[1] * np.log(2 * np.pi))
+
+
+def output_vector_auc(
+    in_outputs: np.ndarray,
+    out_outputs: np.ndarray,
+    n_splits: int = 50,
+    seed: int = 0,
+    rtol: float = 1e-10,
+) -> tuple[float, float, float]:
+    """The original's MIA: a full-covariance Gaussian on the whole output vector.
+
+    In each half split of :func:`half_split_auc` (same seed, same splits), the fit halves of the
+    in models and of the out models [K/2, C] fit one multivariate Gaussian each (mean, ddof-1
+    covariance); the held-out halves are scored by log N(o; in) - log N(o; out) and the ROC AUC
+    taken (in = positive), as the original's compute_auc_and_diff.py. Returns (AUC mean, AUC std,
+    :func:`half_split_diff`) over ``n_splits`` splits.
+
+    Singular covariances (outputs summing to a constant, e.g. softmax probabilities or MSE
+    networks' outputs for centred one-hot targets; fewer fit models than outputs): both Gaussians
+    are fitted in the subspace the pooled fit halves span, the eigenvectors of the covariance of
+    all fit-half outputs (in and out together, about their joint mean) with eigenvalue above
+    ``rtol`` times the largest; the dropped directions carry no spread in the fit data, so they
+    cannot separate the two Gaussians' fits. Within the subspace each side's covariance
+    eigenvalues are floored at ``rtol`` times that largest eigenvalue (a side with no spread
+    along a kept direction: a narrow Gaussian, not a singular one). Well-conditioned data are
+    untouched (the plain full-C fit); with C = 1 this is :func:`half_split_auc` on the output.
+    Identical fit data on both sides (no direction kept) give log ratio 0, AUC 0.5.
+    """
+    a, b = _as_outputs(in_outputs, out_outputs)
+    _check_models(a, b, n_splits)
+    if not rtol > 0:
+        raise ValueError(f"rtol must be > 0, got {rtol}")
+    aucs = np.empty(n_splits)
+    for s, (fin, tin, fout, tout) in enumerate(_half_splits(len(a), len(b), n_splits, seed)):
+        basis, top = _subspace(np.concatenate([a[fin], b[fout]]), rtol)
+        test = np.concatenate([a[tin], b[tout]])
+        labels = np.concatenate([np.ones(len(tin)), np.zeros(len(tout))])
+        if basis.shape[1] == 0:
+            aucs[s] = 0.5
+            continue
+        fit_in, fit_out, test = a[fin] @ basis, b[fout] @ basis, test @ basis
+        floor = rtol * top
+        llr = _mvn_logpdf(test, fit_in, floor) - _mvn_logpdf(test, fit_out, floor)
+        aucs[s] = roc_auc_score(labels, llr)
+    return float(aucs.mean()), float(aucs.std()), half_split_diff(a, b, n_splits, seed)
+
+
+def record_mia(
+    in_outputs: np.ndarray,
+    out_outputs: np.ndarray,
+    label: int,
+    score: str,
+    n_splits: int,
+    seed: int,
+) -> tuple[float, float, float]:
+    """(AUC mean, AUC std, :func:`half_split_diff`) of one record's MIA with ``mia.score``.
+
+    ``margin``: :func:`half_split_auc` of :func:`margin_score`; ``output_vector``:
+    :func:`output_vector_auc`. ``in_outputs`` [K_in, C], ``out_outputs`` [K_out, C].
+    """
+    if score == "margin":
+        auc, std = half_split_auc(margin_score(in_outputs, label), margin_score(out_outputs, label),
+                                  n_splits=n_splits, seed=seed)  # fmt: skip
+        return auc, std, half_split_diff(in_outputs, out_outputs, n_splits, seed)
+    if score == "output_vector":
+        return output_vector_auc(in_outputs, out_outputs, n_splits=n_splits, seed=seed)
+    raise ValueError(f"mia.score: {score!r} is not one of {list(MIA_SCORES)}")
 
 
 def _gauss_logpdf(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
@@ -125,12 +272,18 @@ def mia_table(
     models_out: list[dict[str, np.ndarray]],
     n_splits: int = 50,
     seed: int = 0,
+    score: str = "margin",
 ) -> pd.DataFrame:
     """One row per differing record: MIA AUC (mean, std over half splits) and prediction difference.
 
     ``models_in`` / ``models_out`` are the arrays written by the training jobs (see
-    :func:`lood.train.jobs.train_role`). Scores are :func:`margin_score` of each model on the record.
+    :func:`lood.train.jobs.train_role`). The AUC is :func:`record_mia`'s with ``score`` (``mia.
+    score``: ``margin`` or ``output_vector``), seed ``seed + position``; the ``*_score_*`` columns
+    are always the :func:`margin_score` of each model on the record. Appended after the original
+    columns: ``pred_diff_halves`` (:func:`half_split_diff`) and ``mia_score`` (``score``).
     """
+    if score not in MIA_SCORES:
+        raise ValueError(f"mia.score: {score!r} is not one of {list(MIA_SCORES)}")
     differ_idx = differ["differ_idx"].to_numpy()
     labels = differ["label"].to_numpy()
     position = {int(r): j for j, r in enumerate(differ_idx)}
@@ -158,7 +311,7 @@ def mia_table(
                     f"{len(scores)}) on it are NaN/inf: diverged or corrupted networks, retrain "
                     "them (e.g. with a lower train.lr)"
                 )
-        auc, auc_std = half_split_auc(s_in, s_out, n_splits=n_splits, seed=seed + j)
+        auc, auc_std, diff_halves = record_mia(ins, outs, int(label), score, n_splits, seed + j)
         rows.append(
             {
                 "differ_idx": int(record),
@@ -172,6 +325,8 @@ def mia_table(
                 "out_score_std": s_out.std(ddof=1),
                 "in_test_acc": float(np.mean(models_in["test_acc"])),
                 "out_test_acc": out_acc[int(record)],
+                "pred_diff_halves": diff_halves,
+                "mia_score": score,
             }
         )
     return pd.DataFrame(rows)

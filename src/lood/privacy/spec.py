@@ -12,12 +12,14 @@ from lood.settings import Settings
 
 @dataclass(frozen=True)
 class MiaSpec(Settings):
-    """The ``mia`` section: half splits of the Gaussian likelihood-ratio attack."""
+    """The ``mia`` section: half splits of the Gaussian likelihood-ratio attack and its score
+    (``margin`` | ``output_vector``, :func:`lood.privacy.mia.record_mia`)."""
 
     SECTION = "mia"
 
     n_splits: int
     seed: int
+    score: str
 
 
 @dataclass(frozen=True)
