@@ -156,6 +156,14 @@ def half_split_diff(
     return float(np.mean(diffs))
 
 
+def _cov_eigh(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, eigenvalues ascending, eigenvectors) of the ddof-1 covariance of ``sample`` [K, r]."""
+    mean = sample.mean(axis=0)
+    centred = sample - mean
+    lam, vec = np.linalg.eigh(centred.T @ centred / (len(sample) - 1))
+    return mean, lam, vec
+
+
 def _subspace(fit: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
     """Orthonormal basis [C, r] of the directions the rows of ``fit`` span about their mean, and
     the largest eigenvalue of their covariance.
@@ -163,8 +171,7 @@ def _subspace(fit: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
     The basis: the covariance's eigenvectors whose eigenvalue exceeds ``rtol`` times the largest;
     [C, 0] when every row is the same.
     """
-    centred = fit - fit.mean(axis=0)
-    lam, vec = np.linalg.eigh(centred.T @ centred / (len(fit) - 1))
+    _, lam, vec = _cov_eigh(fit)
     top = float(lam[-1])
     if not top > 0:
         return vec[:, :0], 0.0
@@ -177,9 +184,7 @@ def _mvn_logpdf(x: np.ndarray, sample: np.ndarray, floor: float) -> np.ndarray:
     The covariance's eigenvalues are floored at ``floor`` (> 0), so a side without spread along
     a direction is a very narrow Gaussian there rather than a singular one.
     """
-    mean = sample.mean(axis=0)
-    centred = sample - mean
-    lam, vec = np.linalg.eigh(centred.T @ centred / (len(sample) - 1))
+    mean, lam, vec = _cov_eigh(sample)
     lam = np.maximum(lam, floor)
     z = (x - mean) @ vec
     maha = np.sum(z**2 / lam, axis=1)
