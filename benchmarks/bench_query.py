@@ -30,6 +30,7 @@ from lood.nngp.query import (
     reconstruction_row,
 )
 from lood.nngp.spec import QuerySpec
+from lood.seeds import derive_seed
 
 
 def main() -> None:
@@ -55,7 +56,7 @@ def main() -> None:
     rows = []
     for record in records:
         q0, baseline = initial_query(split.x_train, int(record), q.query_size, q.init,
-                                     lc.derive_seed(q.seed, "query", int(record)))  # fmt: skip
+                                     derive_seed(q.seed, "query", int(record)))  # fmt: skip
         q_data, idx = data_starts(obj, K, int(record), n_data, q.query_size)
         res = optimize_query(obj, int(record), np.concatenate([q0[None], q_data]), q.lr,
                              q.n_steps, q.patience, q.tol)  # fmt: skip

@@ -34,6 +34,7 @@ from lood.io import load_npz
 from lood.nngp.evidence import resolve_sigma2
 from lood.nngp.tables import lood_table
 from lood.privacy.mia import half_split_auc, margin_score
+from lood.seeds import derive_seed
 from lood.train.jobs import fit_ensemble, out_masks_and_seeds, saved_model_outputs, start_job
 from lood.train.spec import TrainSpec
 
@@ -93,7 +94,7 @@ def main() -> None:
     # in models: on D (the experiment's own) and on D minus the peeled records (same seeds)
     in_d = saved_model_outputs(str(base / "models" / "in_weights.safetensors"), arch,
                                x_rec[None])[:, 0]  # fmt: skip
-    in_seeds = np.array([lc.derive_seed(train.seed, "in", i) for i in range(train.n_in)])
+    in_seeds = np.array([derive_seed(train.seed, "in", i) for i in range(train.n_in)])
     keep = np.ones((train.n_in, n), dtype=bool)
     keep[:, peeled] = False
     in_p = fit_ensemble(job, keep, in_seeds, {"rec": x_rec}).outputs["rec"]

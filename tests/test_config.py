@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 import lood.config as lc
+from lood.seeds import derive_seed, shard_records
 
 
 def base_config():
@@ -34,23 +35,20 @@ def test_experiment_overrides_only_its_sections():
 def test_shards_cover_records_exactly_once():
     for n, size in [(30, 8), (3, 2), (5, 5), (1, 4)]:
         cfg = {"differ": {"n": n, "csv": None}, "train": {"shard_size": size}}
-        shards = [list(lc.shard_records(n, size, s)) for s in range(lc.n_shards(cfg))]
+        shards = [list(shard_records(n, size, s)) for s in range(lc.n_shards(cfg))]
         assert sum(shards, []) == list(range(n))
     with pytest.raises(ValueError):
-        lc.shard_records(3, 2, 2)
+        shard_records(3, 2, 2)
 
 
 def test_derive_seed_is_deterministic_and_distinct():
-    a = lc.derive_seed(0, "out", 17, 3)
-    assert a == lc.derive_seed(0, "out", 17, 3)
+    a = derive_seed(0, "out", 17, 3)
+    assert a == derive_seed(0, "out", 17, 3)
     seeds = {
-        lc.derive_seed(0, role, r, k)
-        for role in ("in", "out")
-        for r in range(20)
-        for k in range(50)
+        derive_seed(0, role, r, k) for role in ("in", "out") for r in range(20) for k in range(50)
     }
     assert len(seeds) == 2 * 20 * 50
-    assert lc.derive_seed("experiment_long_name_a") != lc.derive_seed("experiment_long_name_b")
+    assert derive_seed("experiment_long_name_a") != derive_seed("experiment_long_name_b")
 
 
 @pytest.mark.parametrize(

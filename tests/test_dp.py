@@ -12,7 +12,7 @@ from helpers import make_job, train_spec
 from scipy import optimize, stats
 
 from lood.arch import Architecture
-from lood.config import derive_seed
+from lood.seeds import derive_seed
 from lood.train.dp import (
     calibrate_noise,
     clipped_grad_sum,

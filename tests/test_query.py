@@ -8,7 +8,6 @@ import pytest
 from helpers import train_spec
 
 from lood.arch import Architecture
-from lood.config import derive_seed
 from lood.data.split import Split
 from lood.nngp.gp import centred_one_hot, fit_gp, kl_gaussians, lood_self
 from lood.nngp.kernel import nngp_kernel
@@ -29,6 +28,7 @@ from lood.nngp.query import (
     query_lood,
 )
 from lood.privacy.mia import mia_landscape_table, mia_table
+from lood.seeds import derive_seed
 from lood.train.jobs import out_masks_and_seeds, role_masks_and_seeds
 
 SIGMA2 = 0.05

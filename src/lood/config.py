@@ -1,4 +1,4 @@
-"""Experiment configuration: inherit, defaults, validation, per-experiment sections and seeds.
+"""Experiment configuration: inherit, defaults, validation, per-experiment sections.
 
 One path turns what the user wrote into the config every rule reads (:func:`load_config`):
 ``inherit:`` files are merged in, numeric strings from ``snakemake --config`` are coerced, the
@@ -11,7 +11,6 @@ defaults) fill what is left out, the JSON schema checks every key's type and ran
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -231,14 +230,6 @@ def n_shards(config: dict[str, Any], base_dir: str | Path = ".") -> int:
     return math.ceil(n_differ(config, base_dir) / int(config["train"]["shard_size"]))
 
 
-def shard_records(n_records: int, shard_size: int, shard: int) -> range:
-    """Positions (in differ.csv order) of the differing records handled by out-model shard ``shard``."""
-    start = shard * shard_size
-    if shard < 0 or start >= n_records:
-        raise ValueError(f"shard {shard} out of range for {n_records} records / size {shard_size}")
-    return range(start, min(start + shard_size, n_records))
-
-
 def _dataset_labels(data: DataSpec, base_dir: str | Path) -> set[int]:
     if data.dataset != "npz":
         return set(DATASET_LABELS[data.dataset])
@@ -300,14 +291,3 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
     panoramia = PanoramiaSpec.from_config(config["panoramia"])
     if panoramia.enabled:
         panoramia.sizes(data.n_train)
-
-
-def derive_seed(*keys: int | str) -> int:
-    """A 32-bit seed derived deterministically from config seeds and wildcards (never the clock)."""
-    words = [
-        k
-        if isinstance(k, int)
-        else int.from_bytes(hashlib.sha256(str(k).encode()).digest()[:8], "little")
-        for k in keys
-    ]
-    return int(np.random.SeedSequence([int(w) for w in words]).generate_state(1)[0])

@@ -10,12 +10,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lood.arch import Architecture  # noqa: E402
-from lood.config import derive_seed  # noqa: E402
 from lood.data.split import Split  # noqa: E402
 from lood.io import savez, write_csv  # noqa: E402
 from lood.privacy.inversion import mi_face, pixel_bounds  # noqa: E402
 from lood.privacy.reconstruction import reconstruction_metrics  # noqa: E402
 from lood.privacy.spec import InversionSpec  # noqa: E402
+from lood.seeds import derive_seed  # noqa: E402
 from lood.train.models import load_params, n_models, select_models  # noqa: E402
 
 torch.set_num_threads(sm.threads)

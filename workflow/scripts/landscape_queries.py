@@ -2,12 +2,12 @@
 
 import pandas as pd
 
-from lood.config import derive_seed
 from lood.data.split import Split
 from lood.io import savez
 from lood.logs import setup_logging
 from lood.nngp.landscape import landscape_grid, landscape_queries, landscape_records
 from lood.nngp.spec import LandscapeSpec
+from lood.seeds import derive_seed
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.landscape_queries")

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from lood.arch import Architecture
-from lood.config import derive_seed
 from lood.data.split import Split
 from lood.io import load_npz, savez, write_csv
 from lood.logs import setup_logging
@@ -20,6 +19,7 @@ from lood.nngp.query import (
     reconstruction_row,
 )
 from lood.nngp.spec import QuerySpec
+from lood.seeds import derive_seed
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.optimize_query")

@@ -1,8 +1,8 @@
 """Snakemake entry point: train the TracIn / influence-function model with checkpoints."""
 
-from lood.config import derive_seed
 from lood.io import atomic_path
 from lood.logs import setup_logging
+from lood.seeds import derive_seed
 from lood.train.jobs import job_from_config, train_with_checkpoints
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lood.config import derive_seed
+from lood.seeds import derive_seed
 
 if TYPE_CHECKING:
     pass

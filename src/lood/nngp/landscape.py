@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from lood.config import derive_seed
+from lood.seeds import derive_seed
 
 DIRECTION_NORMS = ("unit", "pixel")
 

@@ -56,9 +56,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from lood.arch import Architecture
-from lood.config import derive_seed
 from lood.privacy.audit import epsilon_lower_bound
 from lood.privacy.spec import member_counts
+from lood.seeds import derive_seed
 from lood.train.ensemble import train_ensemble
 from lood.train.models import Params, forward, n_models
 from lood.train.spec import TrainConfig

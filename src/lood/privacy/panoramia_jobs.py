@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from lood.arch import Architecture
-from lood.config import derive_seed
 from lood.data.split import Split
 from lood.io import load_npz, savez
 from lood.privacy.generator import (
@@ -47,6 +46,7 @@ from lood.privacy.panoramia import (
     split_members,
 )
 from lood.privacy.spec import PanoramiaSpec
+from lood.seeds import derive_seed
 from lood.train.jobs import Job, fit_ensemble
 from lood.train.models import load_params, n_models, select_models
 from lood.train.primitives import accuracy

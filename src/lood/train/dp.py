@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from lood.arch import Architecture
-from lood.config import derive_seed
+from lood.seeds import derive_seed
 from lood.train.models import Params, init_params, param_names
 from lood.train.primitives import (
     BatchedOptimizer,

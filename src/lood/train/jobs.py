@@ -24,7 +24,6 @@ import pandas as pd
 import torch
 
 from lood.arch import Architecture
-from lood.config import derive_seed, shard_records
 from lood.data.split import Split
 from lood.devices import gpu_assignment
 from lood.influence.autodiff import stack, unstack
@@ -40,6 +39,7 @@ from lood.io import atomic_path, savez
 from lood.privacy.audit import audit_table, canary_inclusion
 from lood.privacy.canaries import canary_scores, make_canaries
 from lood.privacy.spec import AuditSpec
+from lood.seeds import derive_seed, shard_records
 from lood.train.dp import dp_config, spent_epsilon, train_ensemble_dp, train_opacus
 from lood.train.ensemble import train_ensemble
 from lood.train.models import Params, forward, load_params, save_params
