@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py                 # on a CUDA machine, ~5-8 min on one H200
     python benchmarks/gpu_check.py --smoke         # tiny sizes on any machine (CPU), seconds
 
-Measures, on the device ``train.device: auto`` picks (logged by ``lood.train.jobs.pick_device``):
+Measures, on the device ``train.device: auto`` picks (logged by ``lood.train.device.pick_device``):
 
 * ``train``: K models (default 100) of depth 9, width 1024 on N x 3072 synthetic CIFAR-sized
   inputs, 2 classes, cross-entropy, SGD, batch 64, each model on N minus its own record (the out
@@ -137,8 +137,8 @@ def part_train(
     import torch
 
     from lood.arch import Architecture
+    from lood.train.device import describe_device, pick_device
     from lood.train.ensemble import train_ensemble
-    from lood.train.jobs import describe_device, pick_device
     from lood.train.spec import TrainConfig
 
     t_start = time.perf_counter()

@@ -17,8 +17,8 @@ def train_spec(train: dict[str, Any]) -> TrainSpec:
 
 def make_job(split: Any, model: dict[str, Any] | Architecture, train: dict[str, Any],
              where: str = "test", threads: int = 1) -> Any:  # fmt: skip
-    """A training job (:func:`lood.train.jobs.start_job`) on ``split`` with partial settings."""
-    from lood.train.jobs import start_job
+    """A training job (:func:`lood.jobs.training.start_job`) on ``split`` with partial settings."""
+    from lood.jobs.training import start_job
 
     arch = (
         model

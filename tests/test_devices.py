@@ -15,7 +15,8 @@ from helpers import split_of, train_spec
 import lood.config as lc
 from lood.arch import Architecture
 from lood.devices import GPU_VARIABLES, gpu_assignment
-from lood.train import jobs
+from lood.jobs.training import start_job
+from lood.train.device import pick_device
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_gpu_assignment_resources_request_first():
 def test_auto_on_cpu_machine_logs_cpu_and_does_not_warn(monkeypatch, caplog, no_gpu_env, log):
     fake_cuda(monkeypatch, available=False, build=None)
     with caplog.at_level(logging.INFO, logger=log.name):
-        assert jobs.pick_device("auto", 0, log) == "cpu"
+        assert pick_device("auto", 0, log) == "cpu"
     assert [r.levelname for r in caplog.records] == ["INFO"]
     assert "device (train.device: auto): cpu" in caplog.text
 
@@ -81,7 +82,7 @@ def test_auto_warns_when_given_gpu_is_unusable(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with caplog.at_level(logging.INFO, logger=log.name):
-        assert jobs.pick_device("auto", gpus, log) == "cpu"
+        assert pick_device("auto", gpus, log) == "cpu"
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert given in warnings[0] and "CPU-only build" in warnings[0]
@@ -91,7 +92,7 @@ def test_auto_warning_names_driver_when_torch_has_cuda(monkeypatch, caplog, no_g
     fake_cuda(monkeypatch, available=False, build="13.0")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     with caplog.at_level(logging.INFO, logger=log.name):
-        jobs.pick_device("auto", 0, log)
+        pick_device("auto", 0, log)
     assert "finds no usable GPU" in caplog.text and "CUDA 13.0" in caplog.text
 
 
@@ -99,7 +100,7 @@ def test_auto_with_cuda_names_gpu_and_memory(monkeypatch, caplog, log):
     fake_cuda(monkeypatch, available=True, build="13.0")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     with caplog.at_level(logging.INFO, logger=log.name):
-        assert jobs.pick_device("auto", 1, log) == "cuda"
+        assert pick_device("auto", 1, log) == "cuda"
     assert [r.levelname for r in caplog.records] == ["INFO"]
     assert "cuda:0 (NVIDIA H200, 141.0 GiB" in caplog.text
 
@@ -107,15 +108,15 @@ def test_auto_with_cuda_names_gpu_and_memory(monkeypatch, caplog, log):
 def test_cuda_requested_without_cuda_is_an_error_naming_the_setting(monkeypatch, no_gpu_env, log):
     fake_cuda(monkeypatch, available=False, build=None)
     with pytest.raises(RuntimeError, match=r"train\.device is 'cuda'.*CPU-only build"):
-        jobs.pick_device("cuda", 0, log)
+        pick_device("cuda", 0, log)
     with pytest.raises(RuntimeError, match=r"influence\.device is 'cuda'"):
-        jobs.pick_device("cuda", 0, log, setting="influence.device")
+        pick_device("cuda", 0, log, setting="influence.device")
 
 
 def test_explicit_cpu_with_a_given_gpu_warns_it_stays_idle(monkeypatch, caplog, no_gpu_env, log):
     fake_cuda(monkeypatch, available=True, build="13.0")
     with caplog.at_level(logging.INFO, logger=log.name):
-        assert jobs.pick_device("cpu", 1, log) == "cpu"
+        assert pick_device("cpu", 1, log) == "cpu"
     assert "stays idle" in caplog.text
 
 
@@ -125,7 +126,7 @@ def test_start_job_passes_the_gpu_request(monkeypatch, caplog, no_gpu_env, log):
     model = lc.section_defaults("model") | {"width": 4, "depth": 1}
     arch = Architecture.from_config(model, split.n_classes)
     with caplog.at_level(logging.INFO, logger=log.name):
-        job = jobs.start_job(
+        job = start_job(
             split,
             arch,
             train_spec({"device": "auto", "epochs": 1, "lr": 0.1, "batch_size": 2}),

@@ -301,7 +301,7 @@ def test_opacus_backend_equals_ensemble_on_full_batches(schedule):
 @pytest.mark.filterwarnings("ignore:Full backward hook", "ignore:Secure RNG")
 def test_fit_ensemble_dispatches_on_dp_backend():
     from lood.data.split import Split
-    from lood.train.jobs import fit_ensemble
+    from lood.jobs.training import fit_ensemble
 
     x, y = _data(n=20, d=4, c=2)
     split = Split(x_train=x.float().numpy(), y_train=y.numpy(), x_test=x[:5].float().numpy(),
@@ -322,7 +322,7 @@ def test_influence_model_trains_with_dp():
     """The TracIn / influence-function model of a DP experiment is trained with DP-SGD too: its
     last checkpoint is the DP ensemble's model, not the plain one."""
     from lood.data.split import Split
-    from lood.train.jobs import train_with_checkpoints
+    from lood.jobs.influence import train_with_checkpoints
 
     arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
     x, y = _data(n=20, d=4, c=2)

@@ -39,8 +39,8 @@ from lood.influence.tracin import (
     tracin_contributions,
     tracin_self_influence,
 )
+from lood.jobs.influence import train_with_checkpoints
 from lood.train.ensemble import train_ensemble
-from lood.train.jobs import train_with_checkpoints
 from lood.train.models import forward, init_params
 from lood.train.spec import TrainConfig
 

@@ -25,7 +25,7 @@ from lood.influence.memorization import (
 )
 from lood.influence.spec import MemorizationSpec
 from lood.io import load_npz
-from lood.train.jobs import train_subsets
+from lood.jobs.influence import train_subsets
 
 
 def random_case(k=30, n=7, m=5, seed=0):

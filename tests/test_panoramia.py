@@ -422,7 +422,8 @@ def test_stage_jobs_on_digits(digits, tmp_path):
     n_targets saved models are the targets."""
     from helpers import make_job, split_of
 
-    from lood.privacy.panoramia_jobs import (
+    from lood.jobs.panoramia import (
+        Targets,
         audit_saved_models,
         generate_nonmembers,
         load_member_split,
@@ -456,8 +457,8 @@ def test_stage_jobs_on_digits(digits, tmp_path):
     assert plain["outputs_attack_test"].shape == (1, len(gen.sets.y_test), 10)
     targets = train_helper(x[:400], y[:400], ARCH, TCFG, [1, 2, 3])
     save_params(tmp_path / "in_weights.safetensors", targets)
-    res = audit_saved_models(gen.sets, plain, tmp_path / "in_weights.safetensors", split, ARCH,
-                             spec, "mse", "digits", threads=1)  # fmt: skip
+    saved = Targets(tmp_path / "in_weights.safetensors", ARCH, "mse", "digits")
+    res = audit_saved_models(gen.sets, plain, saved, split, spec, threads=1)
     s = res.summary
     assert list(s.target) == [0, 1] and (s.experiment == "digits").all()
     assert (res.curves.experiment == "digits").all() and set(res.thresholds.target) == {-1, 0, 1}

@@ -9,6 +9,7 @@ from helpers import train_spec
 
 from lood.arch import Architecture
 from lood.data.split import Split
+from lood.jobs.training import out_masks_and_seeds, role_masks_and_seeds
 from lood.nngp.gp import centred_one_hot, fit_gp, kl_gaussians, lood_self
 from lood.nngp.kernel import nngp_kernel
 from lood.nngp.landscape import (
@@ -29,7 +30,6 @@ from lood.nngp.query import (
 )
 from lood.privacy.mia import mia_landscape_table, mia_table
 from lood.seeds import derive_seed
-from lood.train.jobs import out_masks_and_seeds, role_masks_and_seeds
 
 SIGMA2 = 0.05
 

@@ -133,7 +133,7 @@ def test_diverging_training_names_experiment_and_shard(tmp_path):
     from helpers import make_job
 
     from lood.data.split import Split
-    from lood.train.jobs import train_role
+    from lood.jobs.training import train_role
 
     rng = np.random.default_rng(0)
     n, d = 40, 5

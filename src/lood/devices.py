@@ -1,6 +1,6 @@
 """Whether a job was meant to have a GPU, from its resources and its scheduler's variables.
 
-No torch or jax here: :func:`lood.train.jobs.pick_device` (PyTorch jobs) and
+No torch or jax here: :func:`lood.train.device.pick_device` (PyTorch jobs) and
 :func:`lood.nngp.kernel.log_jax_devices` (JAX jobs) compare the answer with what their framework
 can actually use, and warn when a GPU was given but cannot be used (a CPU build of torch or
 jaxlib, a missing driver): otherwise that shows only as a job many times slower than planned.

@@ -9,7 +9,7 @@ from lood.influence.spec import InfluenceSpec
 from lood.influence.tracin import Checkpoints
 from lood.io import write_csv
 from lood.logs import setup_logging
-from lood.train.jobs import pick_device
+from lood.train.device import pick_device
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.influence_function")

@@ -6,27 +6,20 @@ largest difference of their outputs on the differing records from models/out_<sh
 logged and saved (0 on CPU: bit-for-bit reproduction).
 """
 
-import numpy as np
-import pandas as pd
-
-from lood.io import load_npz, savez, write_csv
-from lood.logs import setup_logging
-from lood.privacy.mia import mia_landscape_table
-from lood.privacy.spec import MiaSpec
-from lood.train.jobs import job_from_config, retrain_out_outputs, saved_model_outputs
+from lood.jobs import job_from_snakemake
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = setup_logging(sm.log[0], "lood.mia_landscape")
-where = f"experiment {sm.wildcards.experiment!r}, landscape out models"
-job = job_from_config(
-    sm.input.split,
-    sm.params.model,
-    sm.params.train,
-    where,
-    sm.threads,
-    log,
-    gpus=sm.resources.get("gpu", 0),
-)
+job = job_from_snakemake(sm, "landscape out models")  # the log first, then torch
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from lood.io import load_npz, savez, write_csv  # noqa: E402
+from lood.jobs.training import retrain_out_outputs, saved_model_outputs  # noqa: E402
+from lood.privacy.mia import mia_landscape_table  # noqa: E402
+from lood.privacy.spec import MiaSpec  # noqa: E402
+
+log = job.log
 split, mia = job.split, MiaSpec.from_config(sm.params.mia)
 differ = pd.read_csv(sm.input.differ)
 differ_idx = differ["differ_idx"].to_numpy()

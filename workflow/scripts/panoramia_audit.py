@@ -11,21 +11,24 @@ import torch  # noqa: E402
 from lood.arch import Architecture  # noqa: E402
 from lood.data.split import Split  # noqa: E402
 from lood.io import load_npz, write_csv  # noqa: E402
+from lood.jobs.panoramia import Targets, audit_saved_models  # noqa: E402
 from lood.privacy.panoramia import AttackSets  # noqa: E402
-from lood.privacy.panoramia_jobs import audit_saved_models  # noqa: E402
 from lood.privacy.spec import PanoramiaSpec  # noqa: E402
 
 torch.set_num_threads(sm.threads)
 split = Split.load(sm.input.split)
+targets = Targets(
+    sm.input.weights,
+    Architecture.from_config(sm.params.model, split.n_classes),
+    sm.params.loss,
+    sm.wildcards.experiment,
+)
 result = audit_saved_models(
     AttackSets.load(sm.input.sets),
     load_npz(sm.input.helper),
-    sm.input.weights,
+    targets,
     split,
-    Architecture.from_config(sm.params.model, split.n_classes),
     PanoramiaSpec.from_config(sm.params.panoramia),
-    loss=sm.params.loss,
-    experiment=sm.wildcards.experiment,
     threads=sm.threads,
     log=log,
 )

@@ -7,7 +7,7 @@ sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.panoramia_split")
 
 from lood.data.split import Split  # noqa: E402
-from lood.privacy.panoramia_jobs import member_split, save_member_split  # noqa: E402
+from lood.jobs.panoramia import member_split, save_member_split  # noqa: E402
 from lood.privacy.spec import PanoramiaSpec  # noqa: E402
 
 spec = PanoramiaSpec.from_config(sm.params.panoramia)

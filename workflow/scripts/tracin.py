@@ -7,7 +7,7 @@ from lood.data.split import Split
 from lood.influence.tracin import Checkpoints, tracin_contributions
 from lood.io import write_csv
 from lood.logs import setup_logging
-from lood.train.jobs import pick_device
+from lood.train.device import pick_device
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.tracin")

@@ -1,19 +1,11 @@
 """Snakemake entry point: train the random-subset models of the memorization estimator."""
 
-from lood.influence.spec import MemorizationSpec
-from lood.logs import setup_logging
-from lood.train.jobs import job_from_config, train_subsets
+from lood.jobs import job_from_snakemake
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = setup_logging(sm.log[0], "lood.train_subsets")
-where = f"experiment {sm.wildcards.experiment!r}, subset models"
-job = job_from_config(
-    sm.input.split,
-    sm.params.model,
-    sm.params.train,
-    where,
-    sm.threads,
-    log,
-    gpus=sm.resources.get("gpu", 0),
-)
+job = job_from_snakemake(sm, "subset models")  # the log first, then torch
+
+from lood.influence.spec import MemorizationSpec  # noqa: E402
+from lood.jobs.influence import train_subsets  # noqa: E402
+
 train_subsets(job, MemorizationSpec.from_config(sm.params.memorization), sm.output.subsets)

@@ -48,7 +48,7 @@ def stack_models(
     models_in: dict[str, np.ndarray],
     models_out: Sequence[dict[str, np.ndarray]],
 ) -> AttackInputs:
-    """Arrange ``in.npz`` and the ``out_<shard>.npz`` arrays (:func:`lood.train.jobs.train_role`)
+    """Arrange ``in.npz`` and the ``out_<shard>.npz`` arrays (:func:`lood.jobs.training.train_role`)
     by the order of ``differ`` (its ``differ_idx`` and ``label`` columns).
 
     Raises ValueError when a differing record has no out models, a shard holds a record twice or

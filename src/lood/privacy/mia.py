@@ -282,7 +282,7 @@ def mia_table(
     """One row per differing record: MIA AUC (mean, std over half splits) and prediction difference.
 
     ``models_in`` / ``models_out`` are the arrays written by the training jobs (see
-    :func:`lood.train.jobs.train_role`). The AUC is :func:`record_mia`'s with ``score`` (``mia.
+    :func:`lood.jobs.training.train_role`). The AUC is :func:`record_mia`'s with ``score`` (``mia.
     score``: ``margin`` or ``output_vector``), seed ``seed + position``; the ``*_score_*`` columns
     are always the :func:`margin_score` of each model on the record. Appended after the original
     columns: ``pred_diff_halves`` (:func:`half_split_diff`) and ``mia_score`` (``score``).

@@ -1,5 +1,6 @@
 """Training stage: parsed settings (``spec``, no torch), batched primitives, the plain and
-DP-SGD ensemble trainers, and every training job of the workflow (``jobs``)."""
+DP-SGD ensemble trainers and the torch device choice (``device``). The training jobs of the
+workflow are in :mod:`lood.jobs`, above the stages."""
 
 from lood.lazy import exports
 
@@ -7,32 +8,23 @@ from lood.lazy import exports
 PUBLIC = {
     "accuracy": "primitives",
     "calibrate_noise": "dp",
+    "describe_device": "device",
     "dp_config": "dp",
     "DPConfig": "spec",
     "DPSpec": "spec",
     "EnsembleResult": "primitives",
     "epsilon": "dp",
-    "fit_ensemble": "jobs",
     "forward": "models",
     "init_params": "models",
-    "Job": "jobs",
     "load_params": "models",
-    "one_run_audit": "jobs",
     "Params": "models",
-    "describe_device": "jobs",
-    "pick_device": "jobs",
-    "retrain_out_outputs": "jobs",
+    "pick_device": "device",
     "save_params": "models",
-    "saved_model_outputs": "jobs",
     "spent_epsilon": "dp",
-    "start_job": "jobs",
     "torch_module": "dp",
     "train_ensemble": "ensemble",
     "train_ensemble_dp": "dp",
     "train_opacus": "dp",
-    "train_role": "jobs",
-    "train_subsets": "jobs",
-    "train_with_checkpoints": "jobs",
     "TrainConfig": "spec",
     "TrainSpec": "spec",
 }

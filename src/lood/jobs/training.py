@@ -1,104 +1,36 @@
-"""Every training job of the workflow, after one shared prologue (:func:`start_job`).
+"""The training jobs of the workflow, after one shared prologue (:func:`start_job`).
 
-In models on D, out models on D minus one record, audit runs with canaries, random-subset models,
-the MIA landscape's re-trained out models and the influence model all train through
-:func:`fit_ensemble`, so they share seeds semantics, device choice, chunking, DP-SGD
-(``train.dp``) and the divergence message. Seeds derive from ``train.seed``, the role, the record
-index and the replica number (never from the clock or the shard), so results do not depend on how
-records are grouped into shards.
+In models on D, out models on D minus one record, the MIA landscape's re-trained out models and,
+in the sibling job modules, audit runs with canaries (:mod:`lood.jobs.audit`), random-subset
+models and the influence model (:mod:`lood.jobs.influence`) and PANORAMIA's helper
+(:mod:`lood.jobs.panoramia`) all train through :func:`fit_ensemble`, so they share seeds
+semantics, device choice, chunking, DP-SGD (``train.dp``) and the divergence message. Seeds
+derive from ``train.seed``, the role, the record index and the replica number (never from the
+clock or the shard), so results do not depend on how records are grouped into shards.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from lood.arch import Architecture
 from lood.data.split import Split
-from lood.devices import gpu_assignment
-from lood.influence.autodiff import stack, unstack
-from lood.influence.memorization import (
-    correctness,
-    masks_to_subsample_idx,
-    subset_masks,
-    subset_size,
-)
-from lood.influence.spec import MemorizationSpec
-from lood.influence.tracin import Checkpoints, checkpoint_epochs
 from lood.io import atomic_path, savez
-from lood.privacy.audit import audit_table, canary_inclusion
-from lood.privacy.canaries import canary_scores, make_canaries
-from lood.privacy.spec import AuditSpec
 from lood.seeds import derive_seed, shard_records
+from lood.train.device import pick_device
 from lood.train.dp import dp_config, spent_epsilon, train_ensemble_dp, train_opacus
 from lood.train.ensemble import train_ensemble
-from lood.train.models import Params, forward, load_params, save_params
+from lood.train.models import forward, load_params, save_params
 from lood.train.primitives import EnsembleResult, accuracy
 from lood.train.spec import TrainSpec
-
-
-def cuda_unavailable_reason() -> str:
-    """Why torch cannot use CUDA here, in words (for warnings and errors)."""
-    if torch.version.cuda is None:
-        return (f"torch {torch.__version__} is a CPU-only build; install the CUDA build: "
-                "make install GPU=1 (README, Installing)")  # fmt: skip
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    hint = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
-    return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU: no "
-            f"device, or an NVIDIA driver too old for CUDA {torch.version.cuda}{hint}")  # fmt: skip
-
-
-def describe_device(device: str) -> str:
-    """The device in words: for CUDA the GPU's name and memory, else the CPU and its threads."""
-    if device.startswith("cuda"):
-        index = torch.device(device).index or 0
-        props = torch.cuda.get_device_properties(index)
-        return (f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB; "
-                f"{torch.cuda.device_count()} visible; torch {torch.__version__}, "
-                f"CUDA {torch.version.cuda})")  # fmt: skip
-    return f"{device} ({torch.get_num_threads()} threads; torch {torch.__version__})"
-
-
-def pick_device(
-    device: str,
-    gpus: int = 0,
-    log: logging.Logger | None = None,
-    setting: str = "train.device",
-) -> str:
-    """Resolve ``setting`` (auto | cpu | cuda) and name the device in one INFO line.
-
-    ``auto`` -> cuda when torch can use it, else cpu; an explicit cuda without CUDA is an error
-    naming the setting. When the job was given a GPU (``gpus``, its resources' GPUs, or the
-    scheduler's variables: :func:`lood.devices.gpu_assignment`) but runs on the CPU, it warns:
-    that job would otherwise only be mysteriously slow.
-    """
-    log = log or logging.getLogger("lood.train")
-    cuda = torch.cuda.is_available()
-    if device == "cuda" and not cuda:
-        raise RuntimeError(
-            f"{setting} is 'cuda' but torch cannot use CUDA: {cuda_unavailable_reason()}. "
-            f"Set {setting}: auto (falls back to the CPU) or cpu."
-        )
-    chosen = ("cuda" if cuda else "cpu") if device == "auto" else device
-    given = gpu_assignment(gpus)
-    if chosen == "cpu" and given and device == "auto":
-        log.warning("%s: auto chose the CPU although the job was given a GPU (%s): %s",
-                    setting, given, cuda_unavailable_reason())  # fmt: skip
-    elif chosen == "cpu" and given:
-        log.warning("%s is 'cpu' although the job was given a GPU (%s): it stays idle",
-                    setting, given)  # fmt: skip
-    log.info("device (%s: %s): %s", setting, device, describe_device(chosen))
-    return chosen
 
 
 @dataclass(frozen=True)
@@ -306,92 +238,6 @@ def train_role(
     return arrays
 
 
-def one_run_audit(job: Job, audit: AuditSpec, experiment: str) -> tuple[pd.DataFrame, dict]:
-    """One-run audit (Steinke et al. 2023) of this experiment's training, ``n_runs`` times.
-
-    Canaries are records of D (mislabelled or not, :func:`lood.privacy.canaries.make_canaries`),
-    each in a run's training set with probability 1/2; the other records are always in. Every run
-    is trained exactly as the experiment's models (DP-SGD when ``train.dp`` is on) and gives its
-    own epsilon lower bound (:func:`lood.privacy.audit.audit_table`) at ``train.dp.delta``.
-    Returns the table (one row per run, with the accountant's epsilon and the run's test
-    accuracy) and the arrays (canary indices, labels, inclusion, scores).
-    """
-    split, log = job.split, job.log
-    n = len(split.y_train)
-    m, k_pos, k_neg = audit.sizes(n)
-    runs = audit.n_runs
-    idx, labels = make_canaries(
-        split.y_train, m, audit.canary, split.n_classes, derive_seed(audit.seed, "canaries")
-    )
-    included = canary_inclusion(m, runs, derive_seed(audit.seed, "inclusion"))
-    masks = np.ones((runs, n), dtype=bool)
-    masks[:, idx] = included
-    seeds = np.array([derive_seed(job.train.seed, "audit", audit.seed, r) for r in range(runs)])
-    log.info("%s: %d runs, %d %s canaries (%d in on average), %d + %d guesses per run",
-             job.where, runs, m, audit.canary, int(included.sum(1).mean()), k_pos, k_neg)  # fmt: skip
-    canary_split = dataclasses.replace(split, y_train=labels)
-    result = fit_ensemble(
-        job, masks, seeds, {"canary": split.x_train[idx], "test": split.x_test}, canary_split
-    )
-    scores = canary_scores(result.outputs["canary"], labels[idx], audit.score)
-    delta = job.train.dp.delta  # the bound's delta, DP-SGD or not
-    table = audit_table(scores, included, k_pos, k_neg, delta, audit.confidence)
-    table.insert(0, "experiment", experiment)
-    table["delta"] = delta
-    table["confidence"] = audit.confidence
-    table["eps_accountant"] = result.extra["epsilon"]
-    table["test_acc"] = accuracy(result.outputs["test"], split.y_test)
-    table["canary_train_acc"] = [
-        float((result.outputs["canary"][r].argmax(-1) == labels[idx])[included[r]].mean())
-        for r in range(runs)
-    ]
-    for row in table.itertuples():
-        log.info("%s run %d: %d/%d guesses correct, epsilon lower bound %.3f (accountant %.3g), "
-                 "test accuracy %.3f", job.where, row.run, row.v, row.r, row.eps_lower_bound,
-                 row.eps_accountant, row.test_acc)  # fmt: skip
-    arrays = {"canary_idx": idx, "canary_labels": labels[idx], "included": included,
-              "scores": scores, "seeds": seeds}  # fmt: skip
-    return table, arrays
-
-
-def train_subsets(job: Job, mem: MemorizationSpec, out_npz: str) -> dict[str, np.ndarray]:
-    """Train ``memorization.n_models`` models on random subsets (the experiment's arch and train
-    settings) and write their correctness/outputs on all training and test records (.npz, keys in
-    :data:`lood.influence.memorization.SUBSETS_KEYS`). Model seeds:
-    ``derive_seed(memorization.seed, "subset_model", k)``."""
-    split, log = job.split, job.log
-    k, n = mem.n_models, len(split.y_train)
-    masks, mask_seeds = subset_masks(n, k, mem.ratio, mem.seed)
-    seeds = np.array([derive_seed(mem.seed, "subset_model", i) for i in range(k)], dtype=np.int64)
-    log.info("training %d subset models (%d of %d records each, %s) on %s",
-             k, subset_size(n, mem.ratio), n, job.arch, job.device)  # fmt: skip
-    t0 = time.perf_counter()
-    result = fit_ensemble(job, masks, seeds, {"train": split.x_train, "test": split.x_test})
-    elapsed = time.perf_counter() - t0
-    out_train = result.outputs["train"].astype(np.float32)
-    out_test = result.outputs["test"].astype(np.float32)
-    test_acc = accuracy(out_test, split.y_test)
-    log.info("%d subset models in %.1fs (%.1f models/s), own-subset accuracy %.4f, test %.4f",
-             k, elapsed, k / elapsed, result.final_train_accuracy.mean(), np.mean(test_acc))  # fmt: skip
-    arrays = {
-        "correctness_train": correctness(out_train, split.y_train),
-        "correctness_test": correctness(out_test, split.y_test),
-        "subsample_idx": masks_to_subsample_idx(masks),
-        "masks": masks,
-        "index_train": np.arange(n, dtype=np.int64),
-        "index_test": np.arange(len(split.y_test), dtype=np.int64),
-        "mask_seeds": mask_seeds,
-        "seeds": seeds,
-        "train_acc": result.final_train_accuracy.astype(np.float32),
-        "test_acc": np.asarray(test_acc, dtype=np.float32),
-        "ratio": np.float64(mem.ratio),
-    }
-    if mem.save_outputs:
-        arrays |= {"outputs_train": out_train, "outputs_test": out_test}
-    savez(out_npz, **arrays)
-    return arrays
-
-
 def retrain_out_outputs(
     job: Job, differ_idx: np.ndarray, records: np.ndarray, queries: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -429,47 +275,3 @@ def saved_model_outputs(weights: str, arch: Architecture, queries: np.ndarray) -
     with torch.no_grad():
         out = forward(params, arch, torch.tensor(queries.reshape(r * t, d), dtype=torch.float32))
     return out.numpy().reshape(out.shape[0], r, t, -1)
-
-
-def train_with_checkpoints(
-    job: Job, seed: int, every: int = 1, x: torch.Tensor | None = None,
-    y: torch.Tensor | None = None,
-) -> tuple[Checkpoints, float]:  # fmt: skip
-    """Train one model on all of D (or ``x``, ``y``) and keep its parameters every ``every``
-    epochs: the TracIn / influence-function model.
-
-    Returns the checkpoints and the final training loss. The model is trained exactly as the in
-    models are (K = 1; DP-SGD in the batched ensemble when ``train.dp`` is on).
-    """
-    x = torch.tensor(job.split.x_train, dtype=torch.float32) if x is None else x
-    y = torch.tensor(job.split.y_train, dtype=torch.int64) if y is None else y
-    tcfg = job.train.optimization
-    keep = set(checkpoint_epochs(tcfg.epochs, every))
-    saved: list[Params] = []
-    epochs: list[int] = []
-
-    def hook(epoch: int, params: Params) -> None:
-        if epoch + 1 in keep:
-            saved.append(unstack(params, 0))
-            epochs.append(epoch + 1)
-
-    masks, seeds = np.ones((1, x.shape[0]), dtype=bool), [int(seed)]
-    opts = {"device": job.device, "progress": job.log, "on_epoch_end": hook}
-    dp = dp_config(job.train, x.shape[0])
-    if dp is None:
-        result = train_ensemble(job.arch, tcfg, x, y, masks, seeds, **opts)
-    else:
-        result = train_ensemble_dp(job.arch, tcfg, dp, x, y, masks, seeds, **opts)
-    ckpts = Checkpoints(
-        params=stack(saved),
-        epochs=np.asarray(epochs, dtype=np.int64),
-        arch=job.arch,
-        lr=tcfg.lr,
-        loss=tcfg.loss,
-        lrs=np.asarray([tcfg.lr_at(int(e) - 1) for e in epochs]),
-        weight_decay=tcfg.weight_decay,
-    )
-    loss = float(result.final_train_loss[0])
-    if not math.isfinite(loss):
-        raise FloatingPointError(f"{job.where}: non-finite final training loss")
-    return ckpts, loss

@@ -11,7 +11,7 @@ and the experiment's split, and returns what its rule writes:
   optimisation *without* DP (it is the auditor's model, not the audited one), trained on
   generated data only by the ensemble trainer, and its outputs on the attack sets;
 * :func:`audit_saved_models`: the baseline and an MIA per target, the first ``n_targets`` in
-  models of the experiment read from their safetensors file.
+  models of the experiment read from their safetensors file (:class:`Targets`).
 
 Seeds: the member split, the generator, the non-members and the classifiers derive from
 ``panoramia.seed``; the helper model from ``train.seed`` and ``panoramia.seed``.
@@ -30,6 +30,7 @@ import pandas as pd
 from lood.arch import Architecture
 from lood.data.split import Split
 from lood.io import load_npz, savez
+from lood.jobs.training import Job, fit_ensemble
 from lood.privacy.generator import (
     ConditionalVAE,
     VAEConfig,
@@ -47,7 +48,6 @@ from lood.privacy.panoramia import (
 )
 from lood.privacy.spec import PanoramiaSpec
 from lood.seeds import derive_seed
-from lood.train.jobs import Job, fit_ensemble
 from lood.train.models import load_params, n_models, select_models
 from lood.train.primitives import accuracy
 
@@ -198,26 +198,34 @@ def train_panoramia_helper(
     return arrays
 
 
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """The audited models: the experiment's in models (trained on all of D) in a stacked
+    safetensors file, their architecture and training loss (the MIA's features)."""
+
+    weights: str | os.PathLike[str]
+    arch: Architecture
+    loss: str
+    experiment: str  # the name every table's first column gets
+
+
 def audit_saved_models(
     sets: AttackSets,
     helper: dict[str, np.ndarray],
-    weights: str | os.PathLike[str],
+    targets: Targets,
     split: Split,
-    arch: Architecture,
     spec: PanoramiaSpec,
-    loss: str,
-    experiment: str,
     threads: int | None = None,
     log: logging.Logger | None = None,
 ) -> PanoramiaResult:
-    """PANORAMIA of the first ``spec.n_targets`` models of a stacked weights file (the
-    experiment's in models, trained on all of D).
+    """PANORAMIA of the first ``spec.n_targets`` models of ``targets``.
 
     Every table gets an ``experiment`` column first; the summary also ``target_test_acc``
     (the target's accuracy on the real test records) and ``helper_test_acc``.
     """
+    arch, loss, experiment = targets.arch, targets.loss, targets.experiment
     log = log or logging.getLogger("lood.panoramia")
-    params, _ = load_params(weights)
+    params, _ = load_params(targets.weights)
     k = min(spec.n_targets, n_models(params))
     params = select_models(params, list(range(k)))
     log.info("auditing %d target models with a %s baseline and MIA (raw inputs: %s)",
