@@ -1,13 +1,32 @@
 """Architecture rules of the library, read from its imports with ``ast`` (nothing is imported):
 
 * no import cycle between modules of ``lood`` (function-level imports count too);
+* no import cycle between its first-level packages (``lood.train``, ``lood.config``, ...);
+* every first-level package sits in one layer of :data:`LAYERS` and imports only packages of
+  lower layers (the base modules may also import each other);
 * no underscore name imported from another module;
 * a module under ``lood/figures`` reaches neither torch nor jax, directly or through other modules;
 * the parsed settings (``*/spec.py``, ``config``, ``settings``) reach neither torch nor jax;
 * no Snakemake anywhere in the library.
 
-Each rule is also run on a small synthetic package with the violation planted, so the checks are
-shown to fail when they should.
+The layers, lowest first (what a package may import is everything below it):
+
+0. base modules, each one file: ``arch`` ``compare`` ``devices`` ``io`` ``lazy`` ``logs``
+   ``seeds`` ``settings`` ``stats`` (``compare`` is a numpy table joiner that
+   ``privacy.dp_tables`` uses, so it sits below the stages);
+1. ``data``;
+2. ``train`` (needs no data module: jobs hand it arrays);
+3. the stages that build on training: ``nngp``, ``privacy``, ``influence``, independent of each
+   other;
+4. what reads the stages' settings or tables: ``config`` (every stage's spec, for the cross-key
+   checks) and ``figures`` (torch-free plots of the stages' tables);
+5. the edge: ``jobs`` (every workflow job, what ``workflow/scripts`` call) and ``resources``
+   (the rules' sizes, from the config).
+
+Package edges count every import of every module: function-level ones, ``TYPE_CHECKING``
+blocks and names taken through a package's lazy ``PUBLIC`` face. Each rule is also run on a
+small synthetic package with the violation planted, so the checks are shown to fail when they
+should.
 """
 
 from __future__ import annotations
@@ -20,6 +39,16 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "lood"
 HEAVY = ("torch", "jax", "jaxlib", "neural_tangents", "opacus", "tensorflow")
+BASE = "base"
+LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
+    (BASE, frozenset({"lood", "arch", "compare", "devices", "io", "lazy", "logs", "seeds",
+                      "settings", "stats"})),
+    ("data", frozenset({"data"})),
+    ("train", frozenset({"train"})),
+    ("stages", frozenset({"nngp", "privacy", "influence"})),
+    ("config and figures", frozenset({"config", "figures"})),
+    ("edge", frozenset({"jobs", "resources"})),
+)  # fmt: skip
 
 
 @dataclass
@@ -90,15 +119,15 @@ def resolve_imports(mod: Module, modules: dict[str, Module]) -> None:
                     mod.underscore.append(f"{alias.name} from {base} in {mod.name}")
 
 
-def cycles(modules: dict[str, Module]) -> list[list[str]]:
-    """Import cycles between modules (each as the list of modules around it)."""
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Cycles of a directed graph ``{node: nodes it points to}`` (each as the nodes around it)."""
     found, state, stack = [], {}, []
 
     def visit(name: str) -> None:
         state[name] = 1
         stack.append(name)
-        for dep in sorted(modules[name].lood_imports):
-            if dep not in modules or dep == name:
+        for dep in sorted(graph[name]):
+            if dep not in graph or dep == name:
                 continue
             if state.get(dep) == 1:
                 found.append(stack[stack.index(dep) :] + [dep])
@@ -107,10 +136,40 @@ def cycles(modules: dict[str, Module]) -> list[list[str]]:
         stack.pop()
         state[name] = 2
 
-    for name in sorted(modules):
+    for name in sorted(graph):
         if name not in state:
             visit(name)
     return found
+
+
+def package_of(module: str) -> str:
+    """The first-level package (or base module) a module belongs to: ``lood.train.spec`` ->
+    ``lood.train``; the root ``lood`` is its own."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(modules: dict[str, Module]) -> dict[str, set[str]]:
+    """First-level package -> the first-level packages its modules import (itself left out)."""
+    graph: dict[str, set[str]] = {}
+    for mod in modules.values():
+        pkg = package_of(mod.name)
+        deps = {package_of(d) for d in mod.lood_imports if d in modules}
+        graph.setdefault(pkg, set()).update(deps - {pkg})
+    return graph
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Packages in no layer, and imports of a package that is not in a lower layer."""
+    layer = {f"lood.{p}" if p != "lood" else p: (i, name)
+             for i, (name, pkgs) in enumerate(LAYERS) for p in pkgs}  # fmt: skip
+    out = [f"layer: {pkg} is in no layer of LAYERS" for pkg in sorted(graph) if pkg not in layer]
+    for pkg in sorted(set(graph) & set(layer)):
+        (i, name) = layer[pkg]
+        for dep in sorted(graph[pkg] & set(layer)):
+            (j, dep_name) = layer[dep]
+            if j > i or (j == i and name != BASE):
+                out.append(f"layer: {pkg} ({name}) imports {dep} ({dep_name})")
+    return out
 
 
 def reaches(modules: dict[str, Module], start: str, heavy=HEAVY) -> list[str]:
@@ -130,7 +189,10 @@ def reaches(modules: dict[str, Module], start: str, heavy=HEAVY) -> list[str]:
 
 
 def violations(modules: dict[str, Module]) -> list[str]:
-    out = [" -> ".join(c) for c in cycles(modules)]
+    out = [" -> ".join(c) for c in cycles({n: m.lood_imports for n, m in modules.items()})]
+    packages = package_graph(modules)
+    out += ["package cycle: " + " -> ".join(c) for c in cycles(packages)]
+    out += layer_violations(packages)
     out += [u for m in modules.values() for u in m.underscore]
     for name in sorted(modules):
         light = name.startswith("lood.figures.") or name.endswith(".spec")
@@ -150,6 +212,7 @@ def package_files() -> dict[str, str]:
 def test_the_library_follows_its_architecture_rules():
     modules = parse_package(package_files())
     assert {"lood.train.spec", "lood.figures.common", "lood.train.dp"} <= set(modules)
+    assert {"lood.train", "lood.privacy"} <= package_graph(modules)["lood.jobs"]
     assert violations(modules) == []
 
 
@@ -175,6 +238,15 @@ GOOD = {
     "train/ensemble.py": "import torch\nfrom lood.train.spec import x\n",
     "figures/__init__.py": "PUBLIC = {}\n",
     "figures/plot.py": "import matplotlib\nfrom lood.train.spec import x\n",
+    "seeds.py": "import hashlib\n",
+    "config.py": "from lood.train.spec import x\n",
+    "nngp/__init__.py": "PUBLIC = {}\n",
+    "nngp/gp.py": "import numpy\nfrom lood.seeds import s\n",
+    "privacy/__init__.py": "PUBLIC = {}\n",
+    "privacy/mia.py": "from lood.train.ensemble import y\n",
+    "jobs/__init__.py": "PUBLIC = {'run': 'prologue'}\n",
+    "jobs/prologue.py": "import logging\n",
+    "jobs/training.py": "from lood.privacy.mia import m\nfrom lood.train import fit\n",
 }
 
 
@@ -193,6 +265,29 @@ GOOD = {
             "_helper from lood.train.ensemble",
         ),
         ({"figures/plot.py": "import snakemake\n"}, "snakemake imported in lood.figures.plot"),
+        # package cycles without a module cycle: a function-level import through a lazy face
+        (
+            {"train/ensemble.py": "def f():\n    from lood.jobs import run\n"},
+            "package cycle: lood.train -> lood.jobs -> lood.train",
+        ),
+        (
+            {"train/ensemble.py": "from lood.config import c\n"},
+            "package cycle: lood.config -> lood.train -> lood.config",
+        ),
+        # the layer order: a stage above its layer, siblings, a base module, an unplaced package
+        (
+            {"train/ensemble.py": "from lood.figures.plot import p\n"},
+            "layer: lood.train (train) imports lood.figures (config and figures)",
+        ),
+        (
+            {"privacy/mia.py": "from lood.nngp.gp import k\n"},
+            "layer: lood.privacy (stages) imports lood.nngp (stages)",
+        ),
+        (
+            {"seeds.py": "if TYPE_CHECKING:\n    from lood.privacy.mia import m\n"},
+            "layer: lood.seeds (base) imports lood.privacy (stages)",
+        ),
+        ({"extra/__init__.py": "PUBLIC = {}\n"}, "layer: lood.extra is in no layer of LAYERS"),
     ],
 )
 def test_the_checks_catch_a_planted_violation(change, expected):
