@@ -7,7 +7,9 @@
 * no underscore name imported from another module;
 * a module under ``lood/figures`` reaches neither torch nor jax, directly or through other modules;
 * the parsed settings (``*/spec.py``, ``config``, ``settings``) reach neither torch nor jax;
-* no Snakemake anywhere in the library.
+* no Snakemake anywhere in the library;
+* a public function of the jobs layer (``lood.jobs``) takes at most :data:`MAX_JOB_PARAMS`
+  parameters: jobs take spec objects whole, not their fields one by one.
 
 The layers, lowest first (what a package may import is everything below it):
 
@@ -39,6 +41,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "lood"
 HEAVY = ("torch", "jax", "jaxlib", "neural_tangents", "opacus", "tensorflow")
+MAX_JOB_PARAMS = 8
 BASE = "base"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (BASE, frozenset({"lood", "arch", "compare", "devices", "io", "lazy", "logs", "seeds",
@@ -202,6 +205,21 @@ def violations(modules: dict[str, Module]) -> list[str]:
             out.append("heavy import: " + " -> ".join(chain))
         if "snakemake" in modules[name].external:
             out.append(f"snakemake imported in {name}")
+        if name == "lood.jobs" or name.startswith("lood.jobs."):
+            out += long_signatures(modules[name])
+    return out
+
+
+def long_signatures(mod: Module, limit: int = MAX_JOB_PARAMS) -> list[str]:
+    """Public functions (and methods) of ``mod`` with more than ``limit`` parameters."""
+    out = []
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name[0] != "_":
+            a = node.args
+            n = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs)
+            n += (a.vararg is not None) + (a.kwarg is not None)
+            if n > limit:
+                out.append(f"{mod.name}.{node.name} takes {n} parameters (at most {limit})")
     return out
 
 
@@ -288,6 +306,10 @@ GOOD = {
             "layer: lood.seeds (base) imports lood.privacy (stages)",
         ),
         ({"extra/__init__.py": "PUBLIC = {}\n"}, "layer: lood.extra is in no layer of LAYERS"),
+        (
+            {"jobs/prologue.py": "def start(a, b, c, d, e, f, g, h, *, i=0):\n    pass\n"},
+            "lood.jobs.prologue.start takes 9 parameters (at most 8)",
+        ),
     ],
 )
 def test_the_checks_catch_a_planted_violation(change, expected):
