@@ -1,10 +1,9 @@
 """Snakemake entry point: MI-FACE model inversion of the first in models (thin wrapper)."""
 
-from lood.logs import setup_logging
+from lood.jobs import log_from_snakemake
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = setup_logging(sm.log[0], "lood.inversion")
-log.info("job started; loading torch")
+log = log_from_snakemake(sm)  # the log first, then torch
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

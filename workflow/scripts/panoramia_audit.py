@@ -1,10 +1,9 @@
 """Snakemake entry point: PANORAMIA's baseline and MIA classifiers for the first in models."""
 
-from lood.logs import setup_logging
+from lood.jobs import log_from_snakemake
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = setup_logging(sm.log[0], "lood.panoramia_audit")
-log.info("job started; loading torch")
+log = log_from_snakemake(sm)  # the log first, then torch
 
 import torch  # noqa: E402
 

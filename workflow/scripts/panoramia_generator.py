@@ -1,11 +1,10 @@
 """Snakemake entry point: PANORAMIA's generator (a class-conditional VAE on the generator part of
 D), the non-members it generates, and a grid of real and generated images per class."""
 
-from lood.logs import setup_logging
+from lood.jobs import log_from_snakemake
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = setup_logging(sm.log[0], "lood.panoramia_generator")
-log.info("job started; loading torch")
+log = log_from_snakemake(sm)  # the log first, then torch
 
 import torch  # noqa: E402
 

@@ -1,10 +1,10 @@
 """Snakemake entry point: PANORAMIA's seeded split of D into generator / attack-train /
 attack-test members."""
 
-from lood.logs import setup_logging
+from lood.jobs import log_from_snakemake
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = setup_logging(sm.log[0], "lood.panoramia_split")
+log = log_from_snakemake(sm)  # the log first, then torch
 
 from lood.data.split import Split  # noqa: E402
 from lood.jobs.panoramia import member_split, save_member_split  # noqa: E402

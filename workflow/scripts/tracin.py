@@ -1,16 +1,18 @@
 """Snakemake entry point: TracIn self-influence of the differing records."""
 
-import pandas as pd
-import torch
-
-from lood.data.split import Split
-from lood.influence.tracin import Checkpoints, tracin_contributions
-from lood.io import write_csv
-from lood.logs import setup_logging
-from lood.train.device import pick_device
+from lood.jobs import log_from_snakemake
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
-log = setup_logging(sm.log[0], "lood.tracin")
+log = log_from_snakemake(sm)  # the log first, then torch
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from lood.data.split import Split  # noqa: E402
+from lood.influence.tracin import Checkpoints, tracin_contributions  # noqa: E402
+from lood.io import write_csv  # noqa: E402
+from lood.train.device import pick_device  # noqa: E402
+
 torch.set_num_threads(max(1, int(sm.threads)))
 split = Split.load(sm.input.split)
 differ = pd.read_csv(sm.input.differ)

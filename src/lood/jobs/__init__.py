@@ -1,10 +1,10 @@
 """Jobs layer: every job of the workflow, above the stage packages it combines.
 
-``prologue`` (no torch at import: the scripts' shared start, :func:`job_from_snakemake`),
-``training`` (the job, :func:`fit_ensemble`, in/out models, landscape re-training), ``audit``
-(the one-run audit), ``influence`` (subset models, the checkpointed influence model) and
-``panoramia`` (member split, generator, helper, audit of the saved models). Stage packages
-never import this one; the workflow scripts do.
+``prologue`` (no torch at import: the scripts' shared start, ``job_from_snakemake`` and
+``log_from_snakemake``), ``training`` (the job, ``fit_ensemble``, in/out models, landscape
+re-training), ``audit`` (the one-run audit), ``influence`` (subset models, the checkpointed
+influence model) and ``panoramia`` (member split, generator, helper, audit of the saved
+models). Stage packages never import this one; the workflow scripts do.
 """
 
 from lood.lazy import exports
@@ -19,6 +19,7 @@ PUBLIC = {
     "job_from_config": "training",
     "job_from_snakemake": "prologue",
     "load_member_split": "panoramia",
+    "log_from_snakemake": "prologue",
     "member_split": "panoramia",
     "one_run_audit": "audit",
     "out_masks_and_seeds": "training",
