@@ -64,7 +64,7 @@ class _PlainLogLocator(matplotlib.ticker.LogLocator):
             self.set_params(subs=subs, numticks=numticks)
             ticks = super().tick_values(vmin, vmax)
             shown = ticks[(ticks >= lo * (1 - 1e-9)) & (ticks <= hi * (1 + 1e-9))]
-            if len(shown) >= 2 and self._fits(shown):
+            if self.axis is None or len(shown) >= 2 and self._fits(shown):
                 return ticks
         return ticks
 
