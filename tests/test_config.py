@@ -158,3 +158,98 @@ def test_a_shipped_config_can_be_inherited(tmp_path, monkeypatch):
     assert cfg["experiments"] == {"x": {}, "y": {}} and cfg["onion"] == {"enabled": True}
     with pytest.raises(ValueError, match="missing.yaml"):
         lc.resolve_inherit({"inherit": "config/missing.yaml"})
+
+
+def schema_error(mutate) -> str:
+    cfg = base_config()
+    mutate(cfg)
+    with pytest.raises(ValueError) as info:
+        lc.validate(cfg)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda c: c["train"].update(epoch=3),
+            "train: Additional properties are not allowed ('epoch' was unexpected); "
+            "did you mean 'epochs'?",
+        ),
+        (
+            lambda c: c["experiments"]["tiny"].update(model={"widht": 8}),
+            "experiments.tiny.model: Additional properties are not allowed ('widht' was "
+            "unexpected); did you mean 'width'?",
+        ),
+        (
+            lambda c: c.update(trian={}),
+            "(top level): Additional properties are not allowed ('trian' was unexpected); "
+            "did you mean 'train'?",
+        ),
+    ],
+    ids=["train.epoch", "experiments.tiny.model.widht", "trian"],
+)
+def test_an_unknown_key_suggests_the_key_it_is_a_typo_of(mutate, message):
+    assert schema_error(mutate) == message
+
+
+def test_unknown_keys_without_a_close_key_list_the_allowed_ones():
+    message = schema_error(lambda c: c["mia"].update(n_split=5, zzz=1))
+    assert "did you mean 'n_splits' for 'n_split'?" in message
+    allowed = message.split("; allowed here: ", 1)[1].split(", ")
+    assert allowed == sorted(lc.section_schema("mia")["properties"])
+
+
+def tiny_dataset(y: np.ndarray):
+    from lood.data.readers import Dataset
+
+    x = np.arange(len(y) * 4, dtype=np.float32).reshape(len(y), 4)
+    return Dataset(x, y, x[:0], y[:0], image_shape=(4,), name="npz")
+
+
+def test_an_unbalanced_dataset_suggests_the_schema_key_that_draws_without_balancing():
+    from lood.data.split import make_split
+
+    y = np.array([0] * 3 + [1] * 17)
+    with pytest.raises(ValueError) as info:
+        make_split(tiny_dataset(y), [0, 1], n_train=10, n_test=2)
+    assert str(info.value).startswith(
+        "data.n_train=10 needs 5 records of class index 0 (class balanced) but the train pool "
+        "has only 3; set data.balanced: false to draw them from all 20 records of these classes"
+    )
+    assert lc.section_schema("data")["properties"]["balanced"]["type"] == "boolean"
+    split = make_split(tiny_dataset(y), [0, 1], n_train=10, n_test=2, balanced=False)
+    assert len(split.y_train) == 10  # the suggestion works
+    with pytest.raises(ValueError) as info:  # too few records in all: balancing is not the cause
+        make_split(tiny_dataset(y), [0, 1], n_train=21, n_test=2)
+    assert "data.balanced" not in str(info.value)
+
+
+def test_string_labels_say_how_to_encode_them(tmp_path):
+    y = np.array(["malignant", "benign"] * 5)
+    np.savez(tmp_path / "own.npz", x=np.zeros((10, 4)), y=y)
+    cfg = base_config()
+    cfg["data"].update(dataset="npz", path="own.npz", classes=[0, 1], n_train=6, n_test=2)
+    cfg["differ"]["n"] = 2
+    cfg["train"]["batch_size"] = 4
+    with pytest.raises(ValueError) as info:
+        lc.check_config(cfg, base_dir=tmp_path)
+    message = str(info.value)
+    assert message.startswith(
+        f"data.path: {str(tmp_path / 'own.npz')!r} has string labels y "
+        "('benign' -> 0, 'malignant' -> 1); data.classes are integer labels as they appear in y"
+    )
+    assert "names, y = np.unique(y, return_inverse=True)" in message
+    names, encoded = np.unique(y, return_inverse=True)  # the recipe of the message
+    np.savez(tmp_path / "own.npz", x=np.zeros((10, 4)), y=encoded)
+    lc.check_config(cfg, base_dir=tmp_path)
+    assert names[encoded[0]] == "malignant"
+
+    cfg["data"]["classes"] = ["benign", "malignant"]
+    with pytest.raises(ValueError) as info:
+        lc.validate(cfg)
+    assert str(info.value).startswith(
+        "data.classes.0: 'benign' is not of type 'integer'; data.classes are integer labels as "
+        "they appear in y; for a dataset with string labels encode y first: names, y = "
+        "np.unique(y, return_inverse=True)"
+    )

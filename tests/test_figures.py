@@ -120,3 +120,65 @@ def test_audit_figure_shows_every_run_and_the_accountant(captured, tmp_path):
         assert np.isclose(shown, bound).any(), bound
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert any("a" in lab for lab in labels) and any("b" in lab for lab in labels)
+
+
+def shown_tick_labels(ax, which: str = "x") -> list[tuple[float, str, object]]:
+    """(position, text, window extent) of the tick labels drawn inside the axis limits."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    lo, hi = sorted(ax.get_xlim() if which == "x" else ax.get_ylim())
+    return [
+        (t.get_loc(), t.label1.get_text(), t.label1.get_window_extent(renderer))
+        for t in axis.get_major_ticks()
+        if lo <= t.get_loc() <= hi and t.label1.get_visible() and t.label1.get_text()
+    ]
+
+
+def assert_readable(labels, which: str = "x") -> None:
+    assert len(labels) >= 2, labels
+    for loc, text, _ in labels:  # plain numbers, at their own positions
+        assert float(text) == pytest.approx(loc, rel=1e-6)
+    for (_, a, box_a), (_, b, box_b) in zip(labels, labels[1:], strict=False):
+        gap = box_b.x0 - box_a.x1 if which == "x" else box_b.y0 - box_a.y1
+        assert gap > 0, f"tick labels {a!r} and {b!r} run together"
+
+
+LOOD_RANGES = [(5e-4, 30.0), (3e-4, 0.1), (1e-3, 0.05), (0.3, 0.9), (2.0, 40.0), (1e-9, 1e6)]
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"), LOOD_RANGES, ids=[f"{lo:g}-{hi:g}" for lo, hi in LOOD_RANGES]
+)
+def test_log_lood_axes_have_tick_labels_that_do_not_run_together(captured, tmp_path, lo, hi):
+    """KL LOOD over 5 decades once gave '0.00050.0010.002...' (three %g labels per decade on a
+    3.6-inch panel); over 9 decades no label at all."""
+    rng = np.random.default_rng(0)
+    kl = np.exp(rng.uniform(np.log(lo), np.log(hi), 50))
+    kl[:2] = lo, hi
+    df = pd.DataFrame({"kl_lood": kl, "mia_auc": rng.uniform(0.5, 1.0, 50)})
+    df["md"], df["pd"] = rng.normal(size=50), rng.normal(size=50)
+    panels = [
+        Panel("kl_lood", "mia_auc", "KL LOOD", "MIA AUC", logx=True),
+        Panel("md", "pd", "MD", "PD"),
+        Panel("kl_lood", "mia_auc", "KL", "NNGP", logx=True),
+    ]
+    correlation_figure(df, panels, [tmp_path / "c.png"])
+    histogram_figure(kl, [tmp_path / "h.png"], xlabel="KL LOOD")
+    corr, hist = captured
+    assert_readable(shown_tick_labels(corr.axes[0]))
+    assert_readable(shown_tick_labels(hist.axes[0]))
+
+
+def test_log_y_axes_have_tick_labels_that_do_not_overlap():
+    import matplotlib.pyplot as plt
+
+    from lood.figures import log_axes
+
+    fig, ax = plt.subplots(figsize=(3.0, 1.6))
+    ax.plot([1e-4, 1e3], [1e-4, 1e3])
+    log_axes(ax, y=True)
+    assert_readable(shown_tick_labels(ax, "y"), "y")
+    assert_readable(shown_tick_labels(ax, "x"), "x")
+    plt.close(fig)

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,3 +65,48 @@ def test_an_uncaught_error_reaches_the_job_log(tmp_path):
     assert "job failed: ValueError: memorization.n_models: too few models" in text
     assert "Traceback" in text
     assert proc.stderr.count("Traceback") == 1  # once on stderr, not also by Python's hook
+
+
+def _binary(path):
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # as Split.save writes split.npz
+        fh.write(b"x")
+
+
+def _figure(path):
+    import matplotlib.pyplot as plt
+
+    from lood.figures import save_figure
+
+    save_figure(plt.figure(figsize=(1, 1)), [path])
+
+
+def _weights(path):
+    torch = pytest.importorskip("torch")
+    from lood.train.models import save_params
+
+    with atomic_path(path) as tmp:  # as train_in writes in_weights.safetensors
+        save_params(tmp, {"w": torch.zeros(2, 3)})
+
+
+# Every way a result file is written (all go through atomic_path): name -> writer of that file.
+WRITERS = {
+    "table.csv": lambda p: write_csv(pd.DataFrame({"a": [1.0]}), p),
+    "arrays.npz": lambda p: savez(p, x=np.arange(3)),
+    "split.npz": _binary,
+    "figure.png": _figure,
+    "weights.safetensors": _weights,
+}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+@pytest.mark.parametrize("name", WRITERS)
+def test_results_get_the_permissions_the_umask_gives_new_files(tmp_path, umask, name):
+    """0644 under umask 0022 (collaborators can read results), 0600 under 0077, as for a
+    plain open(); the temporary file's 0600 from mkstemp must not survive the rename."""
+    path = tmp_path / name
+    old = os.umask(umask)
+    try:
+        WRITERS[name](path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -506,7 +506,7 @@ def test_killed_run_resumes_without_retraining_and_matches(tiny_run, tmp_path):
     for path in models.glob("*.npz"):  # whatever exists is complete (atomic writes)
         np.load(path)["seeds"]
     assert snakemake(work, config, "--unlock").returncode == 0
-    rerun = snakemake(work, config, "--cores", "2", "--rerun-incomplete")
+    rerun = snakemake(work, config, "--cores", "2")  # profiles/default: rerun-incomplete
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     for name, mtime in finished.items():
         assert (models / name).stat().st_mtime_ns == mtime, f"{name} was retrained"

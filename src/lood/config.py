@@ -11,6 +11,7 @@ defaults) fill what is left out, the JSON schema checks every key's type and ran
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -193,7 +194,30 @@ def validate(config: dict[str, Any]) -> None:
         if err.validator == "anyOf" and err.context:  # say what each alternative wanted
             first, *others = dict.fromkeys(sub.message for sub in err.context)
             message = first + "".join(f" (or: {m})" for m in others)
+        if err.validator == "additionalProperties":
+            message += _did_you_mean(err.instance, sorted(err.schema.get("properties", {})))
+        if path.startswith("data.classes.") and isinstance(err.instance, str):
+            message += f"; {LABELS_ARE_INTEGERS}"
         raise ValueError(f"{path}: {message}")
+
+
+LABELS_ARE_INTEGERS = (
+    "data.classes are integer labels as they appear in y; for a dataset with string labels "
+    "encode y first: names, y = np.unique(y, return_inverse=True) gives names[i] the label i"
+)
+
+
+def _did_you_mean(value: dict[str, Any], allowed: list[str]) -> str:
+    """The key each unknown key of ``value`` is likely a typo of, else the keys allowed there."""
+    unknown = [str(k) for k in value if k not in allowed]
+    close = {k: difflib.get_close_matches(k, allowed, n=1) for k in unknown}
+    hints = [
+        f"{m[0]!r}" + (f" for {k!r}" if len(unknown) > 1 else "") for k, m in close.items() if m
+    ]
+    text = f"; did you mean {', '.join(hints)}?" if hints else ""
+    if len(hints) < len(unknown):
+        text += f"; allowed here: {', '.join(allowed)}"
+    return text
 
 
 def load_config(config: dict[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
@@ -241,7 +265,15 @@ def _dataset_labels(data: DataSpec, base_dir: str | Path) -> set[int]:
     with np.load(path, allow_pickle=False) as npz:
         if "y" not in npz.files or "x" not in npz.files:
             raise ValueError(f"data.path: {str(path)!r} must contain arrays 'x' and 'y'")
-        return set(np.unique(npz["y"]).tolist())
+        labels = np.unique(npz["y"])
+    if labels.dtype.kind in "US":  # names such as 'benign': the split needs integers
+        names = ", ".join(f"{name!r} -> {i}" for i, name in enumerate(labels.tolist()[:10]))
+        raise ValueError(
+            f"data.path: {str(path)!r} has string labels y ({names}"
+            f"{', ...' if len(labels) > 10 else ''}); {LABELS_ARE_INTEGERS}, then list those "
+            "integers in data.classes"
+        )
+    return set(labels.tolist())
 
 
 def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:

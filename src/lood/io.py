@@ -2,7 +2,9 @@
 
 Every artifact is written to a temporary file in the destination directory and then moved into
 place with ``os.replace``, so an interrupted job never leaves a half-written file that looks
-complete. Tables are checked for non-finite values before they are written.
+complete. It then has the permissions of any new file, 0666 less the umask (0644 under the usual
+0022: collaborators can read results), not the 0600 of the temporary file. Tables are checked
+for non-finite values before they are written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import pandas as pd
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds,
+    with the mode the umask gives new files (mkstemp, and writers such as safetensors that replace
+    the temporary file, make it 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left behind by a killed job
@@ -30,10 +34,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process's umask: reading it means setting it, so it is 0077 (stricter, never looser)
+    for the instant before it is restored."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def check_finite_table(

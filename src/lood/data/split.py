@@ -165,9 +165,15 @@ def _sample(
     for k, need in enumerate(per_class_counts(n, n_classes)):
         members = candidates[labels[candidates] == k]
         if len(members) < need:
+            hint = (
+                f"; set data.balanced: false to draw them from all {len(candidates)} records of "
+                "these classes"
+                if len(candidates) >= n
+                else ""
+            )
             return (
                 f"{key}={n} needs {need} records of class index {k} (class balanced) but the "
-                f"{pool} has only {len(members)}"
+                f"{pool} has only {len(members)}{hint}"
             )
         chosen.append(rng.choice(members, size=need, replace=False))
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)

@@ -9,7 +9,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files: no display, identical output everywhere
+import matplotlib.axis  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.textpath  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -47,14 +49,49 @@ def save_figure(fig: plt.Figure, outputs: Sequence[str | os.PathLike[str]], dpi:
     plt.close(fig)
 
 
+class _PlainLogLocator(matplotlib.ticker.LogLocator):
+    """Log ticks at 1, 2, 5 x 10^k where their plain-number labels fit the axis side by side,
+    else at powers of ten, every n-th one where even those would run together.
+
+    ``LogLocator(subs=(1, 2, 5))`` alone puts three labels in every decade, however many decades
+    the axis spans ("0.00050.0010.002" on a narrow panel), and none at all once it strides.
+    """
+
+    def tick_values(self, vmin: float, vmax: float) -> np.ndarray:
+        lo, hi = sorted((vmin, vmax))
+        candidates = [((1.0, 2.0, 5.0), "auto")] + [((1.0,), n) for n in range(12, 1, -1)]
+        for subs, numticks in candidates:
+            self.set_params(subs=subs, numticks=numticks)
+            ticks = super().tick_values(vmin, vmax)
+            shown = ticks[(ticks >= lo * (1 - 1e-9)) & (ticks <= hi * (1 + 1e-9))]
+            if self.axis is None or len(shown) >= 2 and self._fits(shown):
+                return ticks
+        return ticks
+
+    def _fits(self, ticks: np.ndarray) -> bool:
+        """Whether %g labels of ``ticks`` fit along the axis with an em of space between them."""
+        font = self.axis.majorTicks[0].label1.get_fontproperties()
+        size = font.get_size_in_points()
+        box = self.axis.axes.bbox
+        if isinstance(self.axis, matplotlib.axis.XAxis):
+            room = box.width * 72 / self.axis.figure.dpi
+            width = matplotlib.textpath.text_to_path.get_text_width_height_descent
+            need = sum(width(f"{t:g}", font, ismath=False)[0] + size for t in ticks)
+        else:
+            room = box.height * 72 / self.axis.figure.dpi
+            need = len(ticks) * 2.0 * size
+        return need <= room
+
+
 def log_axes(ax: plt.Axes, y: bool = False) -> None:
-    """Log x (and y) scale with plain-number ticks at 1, 2, 5 x 10^k."""
+    """Log x (and y) scale with plain-number ticks (1, 2, 5 x 10^k, or decades where those
+    would crowd the axis)."""
     ax.set_xscale("log")
     axes = [ax.xaxis]
     if y:
         ax.set_yscale("log")
         axes.append(ax.yaxis)
     for axis in axes:
-        axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_locator(_PlainLogLocator())
         axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
