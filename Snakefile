@@ -24,6 +24,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/placement.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/mia.smk"

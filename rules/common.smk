@@ -1,13 +1,9 @@
 # Config loading and the helpers shared by all rules.
-import functools
-from types import SimpleNamespace
-
 import lood.config as lc
-import lood.resources as lr
 
 # Site settings of the SLURM profile (its `config: cluster:`), not an experiment setting: taken
-# out before the experiment config is loaded.
-_cluster_section = config.pop("cluster", None)
+# out before the experiment config is loaded (rules/placement.smk reads them).
+CLUSTER_SECTION = config.pop("cluster", None)
 try:  # user files (data.path, differ.csv, inherit) are relative to the working directory
     _resolved = lc.load_config(config)
 except ValueError as exc:
@@ -293,113 +289,3 @@ def onion_targets(e):
 # Optional stages: functions experiment-name -> list of targets for `rule all`.
 EXTRA_TARGETS = [memorization_targets, landscape_query_targets, influence_targets, attacks_targets,
                  onion_targets, panoramia_targets]  # fmt: skip
-
-
-# --- job sizes: `threads: sized("rule").threads` and `resources: **sized("rule").resources`
-
-try:
-    CLUSTER = lr.parse_cluster(_cluster_section)  # {} without the SLURM profile
-except ValueError as exc:
-    raise WorkflowError(f"Invalid cluster settings (SLURM profile): {exc}") from None
-
-
-def _requests(e, gpu):
-    """Request of every rule of experiment e (lood.resources), CPUs capped by the partitions."""
-    return lr.experiment_requests(
-        lc.experiment(config, e),
-        n_differ=lc.n_differ(config),
-        gpu=gpu,
-        max_cpus=CLUSTER["cpu"].max_cpus if CLUSTER else lr.MAX_STEP_CPUS,
-        max_gpu_cpus=CLUSTER["gpu"].max_cpus if "gpu" in CLUSTER else lr.GPU_MAX_CPUS,
-    )
-
-
-# (request, partition) of each experiment's rules: PyTorch rules on a GPU when the site has GPUs
-# and the job fits one, everything else on CPUs.
-PLACED = {}
-for _e in EXPERIMENTS:
-    _cpu, _gpu = _requests(_e, False), _requests(_e, "gpu" in CLUSTER)
-    PLACED[_e] = {r: lr.placement(r, _gpu[r], _cpu[r], CLUSTER) for r in _cpu}
-
-
-# Switch of each optional stage's rules: their sizes are checked only when the stage runs.
-STAGE_OF_RULE = {
-    **dict.fromkeys(["attacks", "plot_attacks"], "attacks"),
-    **dict.fromkeys(["onion", "plot_onion"], "onion"),
-    **dict.fromkeys(["panoramia_split", "panoramia_generator", "panoramia_helper",
-                     "panoramia_audit", "plot_panoramia", "plot_panoramia_comparison"],
-                    "panoramia"),  # fmt: skip
-    **dict.fromkeys(["train_subsets", "memorization", "plot_memorization"], "memorization"),
-    **dict.fromkeys(["landscape_queries", "lood_landscape", "mia_landscape", "plot_landscape"],
-                    "landscape"),  # fmt: skip
-    **dict.fromkeys(["optimize_query", "plot_query"], "query"),
-    **dict.fromkeys(["train_influence", "tracin", "influence_function", "plot_influence"],
-                    "influence"),  # fmt: skip
-    **dict.fromkeys(["audit", "plot_audit"], "audit"),
-    **dict.fromkeys(["inversion", "plot_inversion"], "inversion"),
-}
-
-
-def _runs(name, e):
-    """Whether rule `name` has jobs for experiment e (its stage is switched on)."""
-    stage = STAGE_OF_RULE.get(name)
-    switches = {
-        "mia_landscape": config["landscape"]["mia"],
-        "lood_all": lc.experiment(config, e)["nngp"]["all_records"],
-        "plot_lood_all": lc.experiment(config, e)["nngp"]["all_records"],
-        "ntk_kernel": lc.experiment(config, e)["nngp"]["kernel"] == "ntk",
-        "nngp_sigma2": lc.experiment(config, e)["nngp"]["sigma2"] == "auto",
-    }
-    return (not stage or bool(config[stage]["enabled"])) and bool(switches.get(name, True))
-
-
-def _placed(rule, wildcards):
-    """(request, partition) of the rule's job for the wildcards' experiment; for the rules about
-    all experiments together (no experiment wildcard, never GPU rules) the largest request."""
-    e = wildcards.get("experiment") if wildcards is not None else None
-    if e:
-        return PLACED[e][rule]
-    reqs = [PLACED[x][rule][0] for x in EXPERIMENTS]
-    fields = ("mem_mb", "runtime", "cpus", "gpus", "gpu_mem_mb")
-    largest = lr.Request(*(max(getattr(r, f) for r in reqs) for f in fields))
-    return largest, PLACED[EXPERIMENTS[0]][rule][1]
-
-
-def _not_on_slurm_without_cluster():
-    """A --config on the command line replaces the profile's `config:` (and with it `cluster:`):
-    stop instead of submitting every job without partitions and GPUs."""
-    plugin = workflow.executor_plugin
-    if not CLUSTER and plugin is not None and plugin.name == "slurm":
-        raise WorkflowError(
-            "The SLURM executor runs without the profile's cluster settings: a --config on the "
-            "command line replaces the profile's config: entries. Repeat them (--config "
-            "cluster=...), or put `cluster:` into a --configfile."
-        )
-
-
-@functools.cache
-def sized(name):
-    """threads and resources of rule `name` from lood.resources (memory, runtime and CPUs follow
-    the experiment's sizes); with the SLURM profile's cluster settings also its partition, its
-    CPUs as cpus_per_task (what sbatch gets, GPU jobs included) and, for the PyTorch rules on the
-    gpu partition, one GPU. Checks every request against its partition's limits now, before any
-    job is submitted."""
-    for e in EXPERIMENTS:
-        request, part = PLACED[e][name]
-        if part is not None and _runs(name, e):
-            try:
-                lr.check_request(name, e, request, part)
-            except ValueError as exc:
-                raise WorkflowError(str(exc)) from None
-
-    def mem_mb(wildcards):
-        _not_on_slurm_without_cluster()
-        return _placed(name, wildcards)[0].mem_mb
-
-    resources = {"mem_mb": mem_mb, "runtime": lambda w: _placed(name, w)[0].runtime}
-    if CLUSTER:
-        resources["slurm_partition"] = lambda w: _placed(name, w)[1].name
-        resources["cpus_per_task"] = lambda w: _placed(name, w)[0].cpus
-    if name in lr.GPU_RULES:  # the PyTorch rules: gpu=0 when they run on CPUs, as before
-        resources["gpu"] = lambda w: _placed(name, w)[0].gpus
-    return SimpleNamespace(threads=lambda w: _placed(name, w)[0].cpus, resources=resources)
