@@ -57,11 +57,8 @@ class Sizes:
         n_source, d = data_sizes(data)
         n, n_test = int(data["n_train"]), int(data["n_test"])
         self.n, self.n_test, self.d = n, n_test, d
-        self.c, self.width, self.depth = (
-            len(data["classes"]),
-            int(model["width"]),
-            int(model["depth"]),
-        )
+        self.c = len(data["classes"])
+        self.width, self.depth = int(model["width"]), int(model["depth"])
         self.gpu = gpu and train.get("device", "auto") != "cpu"
         self.dp = bool(train.get("dp", {}).get("enabled", False))
         self.kernel_batch_size = int(exp["nngp"]["kernel_batch_size"])
