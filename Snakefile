@@ -24,11 +24,11 @@ report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/placement.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/mia.smk"
 include: "rules/nngp.smk"
-include: "rules/plots.smk"
 include: "rules/attacks.smk"
 include: "rules/memorization.smk"
 include: "rules/landscape.smk"
@@ -36,6 +36,7 @@ include: "rules/influence.smk"
 include: "rules/privacy.smk"
 include: "rules/panoramia.smk"
 include: "rules/comparison.smk"
+include: "rules/targets.smk"
 
 
 rule all:

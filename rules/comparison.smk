@@ -8,6 +8,9 @@ if len(EXPERIMENTS) >= 2 and config["comparison"] in EXPERIMENTS:
     )
 
 
+COMPARISON = f"{RESULTS}/{config['comparison']}"  # outputs about all experiments together
+
+
 rule plot_activation:
     """LOOD and MIA AUC of the same records across experiments (e.g. relu vs gelu)."""
     input:
@@ -39,7 +42,7 @@ rule plot_dp:
     """MIA AUC, empirical and NNGP LOOD of the same records under non-DP and DP-SGD training."""
     input:
         **same_record_inputs(),
-        **{f"in_{e}": p for e, p in per_experiment("{results}/{experiment}/models/in.npz").items()},
+        **{f"in_{e}": p for e, p in per_experiment(rules.train_in.output.models).items()},
     output:
         table=f"{COMPARISON}/dp.csv",
         summary=report(
@@ -69,7 +72,7 @@ rule plot_dp:
 rule plot_audit:
     """Audit epsilon lower bounds beside the accountant's epsilon, for every experiment."""
     input:
-        **{e: p for e, p in per_experiment("{results}/{experiment}/audit/audit.csv").items()},
+        **per_experiment(rules.audit.output.table),
     output:
         table=report(
             f"{COMPARISON}/audit.csv",

@@ -1,5 +1,11 @@
 # Influence comparison: TracIn and influence functions vs prediction difference and LOOD.
 
+# train settings that change the influence model (n_in, n_out, shards ... do not)
+INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
+                        "loss", "lr_schedule", "lr_milestones", "lr_gamma", "shuffle", "seed", "device",
+                        "dp")  # fmt: skip
+
+
 rule train_influence:
     """One model on all of D (the experiment's arch and train settings), checkpointed every k epochs."""
     input:

@@ -1,5 +1,6 @@
-"""lood.resources: job sizes that follow the work, the site's limits, and their use by the Snakefile
-(a too-large job stops the workflow before anything is submitted; what sbatch would get)."""
+"""lood.resources and the workflow's rule catalogue: job sizes that follow the work, the site's
+limits, and their use by the Snakefile (a too-large job stops the workflow before anything is
+submitted; what sbatch would get); the catalogue names exactly the Snakefile's rules."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import lood.resources as lr
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
+CATALOGUE = lr.load_catalogue(REPO / "workflow" / "catalogue.py")
 
 # Peak RSS (MB) of every job, measured on this 2-core VM (benchmarks/BENCHMARKS.md, "Resources").
 MEASURED = {
@@ -49,7 +51,7 @@ def load(path: str) -> dict:
 def requests(path: str, **kw) -> dict[str, lr.Request]:
     cfg = load(path)
     exp = lc.experiment(cfg, next(iter(cfg["experiments"])))
-    return lr.experiment_requests(exp, n_differ=lc.n_differ(cfg, REPO), **kw)
+    return CATALOGUE.requests(exp, n_differ=lc.n_differ(cfg, REPO), **kw)
 
 
 @pytest.mark.parametrize("path", sorted(MEASURED))
@@ -116,27 +118,30 @@ def test_shipped_experiments_fit_the_shipped_profile(path):
     cluster = shipped_cluster()
     caps = {"max_cpus": cluster["cpu"].max_cpus, "max_gpu_cpus": cluster["gpu"].max_cpus}
     on_gpu, on_cpu = requests(path, gpu=True, **caps), requests(path, gpu=False, **caps)
-    placed = {r: lr.placement(r, on_gpu[r], on_cpu[r], cluster) for r in on_cpu}
+    gpu_rules = CATALOGUE.GPU_RULES
+    placed = {
+        r: lr.placement(on_gpu[r] if r in gpu_rules else None, on_cpu[r], cluster) for r in on_cpu
+    }
     for rule, (req, part) in placed.items():
         lr.check_request(rule, "x", req, part)
         assert (part.kind == "gpu") == (req.gpus == 1)
-    gpu_rules = {r for r, (_, part) in placed.items() if part.kind == "gpu"}
+    on_gpu_partition = {r for r, (_, part) in placed.items() if part.kind == "gpu"}
     if path == "config/paper_cifar10.yaml":  # float64 CG on 50 gradients of 11.5M weights at once
         assert on_gpu["influence_function"].gpu_mem_mb > cluster["gpu"].gpu_mem_mb
-        assert gpu_rules == lr.GPU_RULES - {"influence_function"}
+        assert on_gpu_partition == gpu_rules - {"influence_function"}
     else:
-        assert gpu_rules == lr.GPU_RULES
+        assert on_gpu_partition == gpu_rules
 
 
 def test_placement():
     cpu, gpu = lr.Request(1000, 10, 4), lr.Request(4000, 5, 2, 1, 30000)
     site = {"cpu": lr.Partition("cpu", "c", 8), "gpu": lr.Partition("gpu", "g", 4)}
-    assert lr.placement("train_out", gpu, cpu, site) == (gpu, site["gpu"])
-    assert lr.placement("lood", gpu, cpu, site) == (cpu, site["cpu"])
-    assert lr.placement("train_out", gpu, cpu, {"cpu": site["cpu"]}) == (cpu, site["cpu"])
-    assert lr.placement("train_out", gpu, cpu, {}) == (cpu, None)
+    assert lr.placement(gpu, cpu, site) == (gpu, site["gpu"])
+    assert lr.placement(None, cpu, site) == (cpu, site["cpu"])  # a CPU-only job
+    assert lr.placement(gpu, cpu, {"cpu": site["cpu"]}) == (cpu, site["cpu"])
+    assert lr.placement(gpu, cpu, {}) == (cpu, None)
     small = site | {"gpu": lr.Partition("gpu", "g", 4, gpu_mem_mb=16000)}  # does not fit one GPU
-    assert lr.placement("train_out", gpu, cpu, small) == (cpu, site["cpu"])
+    assert lr.placement(gpu, cpu, small) == (cpu, site["cpu"])
 
 
 def test_paper_asks_for_more_than_the_default():
@@ -171,9 +176,10 @@ def test_cluster_settings_are_validated():
 def test_a_request_above_a_limit_names_rule_setting_and_remedy():
     part = lr.Partition("gpu", "a100", max_cpus=8, max_mem_mb=8000, max_runtime=60,
                         gpu_mem_mb=16000)  # fmt: skip
-    lr.check_request("train_out", "e", lr.Request(8000, 60, 8, 1, 16000), part)  # at the limits
+    hint = CATALOGUE.RULES["train_out"].hint
+    lr.check_request("train_out", "e", lr.Request(8000, 60, 8, 1, 16000), part, hint)  # at limits
     with pytest.raises(ValueError) as err:
-        lr.check_request("train_out", "e", lr.Request(9000, 61, 2, 1, 17000), part)
+        lr.check_request("train_out", "e", lr.Request(9000, 61, 2, 1, 17000), part, hint)
     msg = str(err.value)
     for part_of_msg in ("rule train_out (experiment 'e')", "9000 MB", "cluster.gpu.max_mem_mb",
                         "cluster.gpu.max_runtime", "cluster.gpu.gpu_mem_mb", "'a100'",
@@ -220,7 +226,7 @@ def test_profile_gives_each_job_its_partition_gpu_and_cpus(tmp_path):
     assert len(jobs) > 20
     for rule, text in jobs:
         res = dict(kv.split("=", 1) for kv in text.split(", "))
-        gpu = rule in lr.GPU_RULES
+        gpu = rule in CATALOGUE.GPU_RULES
         assert res["slurm_partition"] == ("gpu" if gpu else "cpu"), rule
         assert res.get("gpu", "0") == ("1" if gpu else "0"), rule
         assert int(res["cpus_per_task"]) == reqs[rule].cpus, rule
@@ -252,3 +258,44 @@ def test_bad_cluster_settings_stop_the_workflow(tmp_path):
     proc = dry_run(tmp_path, "--config", "cluster={cpu: {max_cpus: 4}}")
     assert proc.returncode != 0
     assert "cluster.cpu.partition" in proc.stdout + proc.stderr
+
+
+# --- the rule catalogue (workflow/catalogue.py)
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "tests/configs/tiny.yaml"])
+def test_catalogue_names_exactly_the_rules_of_the_snakefile(tmp_path, config):
+    """Every rule gets its threads and resources from the catalogue (a rule missing there fails
+    at parse time), and the catalogue has no entry for a rule that no longer exists."""
+    proc = dry_run(tmp_path, "--list", config=REPO / config)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    listed = {m[1] for line in proc.stdout.splitlines() if (m := re.match(r"(\w+)( \(|$)", line))}
+    assert listed - {"all"} == set(CATALOGUE.RULES)
+    reqs = requests(config)
+    assert set(reqs) == set(CATALOGUE.RULES)
+    assert CATALOGUE.GPU_RULES == {r for r, rule in CATALOGUE.RULES.items() if rule.gpu}
+    assert {"train_in", "train_out", "audit", "inversion"} <= CATALOGUE.GPU_RULES
+
+
+def test_catalogue_switches_follow_the_stages():
+    cfg = lc.load_config(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()), REPO)
+    assert CATALOGUE.runs("lood", cfg, "tiny") and CATALOGUE.runs("optimize_query", cfg, "tiny")
+    cfg["query"]["enabled"] = False
+    cfg["landscape"]["mia"] = False
+    assert not CATALOGUE.runs("optimize_query", cfg, "tiny")
+    assert CATALOGUE.runs("lood_landscape", cfg, "tiny")
+    assert not CATALOGUE.runs("mia_landscape", cfg, "tiny")
+
+
+def test_cli_prints_every_rule_of_every_experiment():
+    env = os.environ | {"PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    cmd = [sys.executable, "-m", "lood.resources", "tests/configs/tiny.yaml"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
+    assert {row[1] for row in rows} == set(CATALOGUE.RULES) and {row[0] for row in rows} == {"tiny"}
+    reqs = requests("tests/configs/tiny.yaml", gpu=True, max_cpus=32, max_gpu_cpus=8)
+    train_out = next(row for row in rows if row[1] == "train_out")
+    assert train_out[2:] == ["gpu", str(reqs["train_out"].cpus), "1",
+                             str(reqs["train_out"].mem_mb), str(reqs["train_out"].runtime),
+                             str(reqs["train_out"].gpu_mem_mb)]  # fmt: skip

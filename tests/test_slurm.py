@@ -192,24 +192,26 @@ def test_jobs_get_their_partition_gpu_cpus_memory_and_time(runs, cluster):
     import lood.config as lc
     import lood.resources as lr
 
+    catalogue = lr.load_catalogue(REPO / "workflow" / "catalogue.py")
+    gpu_rules = catalogue.GPU_RULES
     cfg = lc.with_defaults(yaml.safe_load(runs.config.read_text()))
-    want = lr.experiment_requests(lc.experiment(cfg, "tiny"), n_differ=lc.n_differ(cfg), gpu=True,
-                                  max_cpus=cluster.cpus, max_gpu_cpus=cluster.cpus)  # fmt: skip
+    want = catalogue.requests(lc.experiment(cfg, "tiny"), n_differ=lc.n_differ(cfg), gpu=True,
+                              max_cpus=cluster.cpus, max_gpu_cpus=cluster.cpus)  # fmt: skip
     seen = set()
     for _, job_id, _ in submissions(runs.text):
         job = scontrol_job(job_id)
         rule = re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", job["Comment"])[1]
         seen.add(rule)
         req = want[rule]
-        gpu = rule in lr.GPU_RULES
+        gpu = rule in gpu_rules
         assert job["Partition"] == ("gpu" if gpu else "cpu"), (rule, job)
         assert ("gres:gpu:1" in job.get("TresPerJob", "")) == gpu, (rule, job)
         assert int(job["NumCPUs"]) == req.cpus, (rule, job["NumCPUs"], req)
         assert job["MinMemoryNode"] == f"{req.mem_mb}M", (rule, job["MinMemoryNode"], req)
         assert lr.parse_minutes(job["TimeLimit"]) == req.runtime, (rule, job["TimeLimit"], req)
-    assert lr.GPU_RULES <= seen
+    assert gpu_rules <= seen
     # a GPU job gets more than the one CPU a default cpus_per_task would have given it
-    assert min(want[r].cpus for r in lr.GPU_RULES) == min(lr.GPU_MIN_CPUS, cluster.cpus) > 1 or (
+    assert min(want[r].cpus for r in gpu_rules) == min(lr.GPU_MIN_CPUS, cluster.cpus) > 1 or (
         cluster.cpus == 1
     )
 
