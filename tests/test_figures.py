@@ -17,6 +17,7 @@ import lood.figures.privacy as fpriv
 from lood.figures.correlation import Panel, correlation_figure, histogram_figure
 from lood.figures.landscape import landscape_figure
 from lood.figures.privacy import audit_figure
+from lood.figures.spec import PlotSpec
 from lood.stats import write_correlation_stats
 
 
@@ -26,6 +27,7 @@ def captured(monkeypatch):
     figs = []
 
     def capture(fig, outputs, dpi=150):
+        fig.saved_dpi = dpi
         figs.append(fig)
 
     for module in (fcorr, fland, fpriv):
@@ -120,3 +122,17 @@ def test_audit_figure_shows_every_run_and_the_accountant(captured, tmp_path):
         assert np.isclose(shown, bound).any(), bound
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert any("a" in lab for lab in labels) and any("b" in lab for lab in labels)
+
+
+def test_figures_take_the_plots_section_whole(captured, tmp_path):
+    """A PlotSpec sets dpi, style and context; without one the schema's defaults apply."""
+    import matplotlib as mpl
+
+    values = np.arange(1.0, 30.0)
+    histogram_figure(values, [tmp_path / "a.png"], "KL")
+    assert captured[-1].saved_dpi == 150 and mpl.rcParams["axes.grid"]  # whitegrid, paper
+    paper_font = mpl.rcParams["font.size"]
+    plots = PlotSpec(dpi=77, formats=("png",), style="ticks", context="talk")
+    histogram_figure(values, [tmp_path / "b.png"], "KL", plots=plots)
+    assert captured[-1].saved_dpi == 77
+    assert not mpl.rcParams["axes.grid"] and mpl.rcParams["font.size"] > paper_font

@@ -12,7 +12,10 @@ matplotlib.use("Agg")  # figures are files: no display, identical output everywh
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
 
+from lood.config import section_defaults  # noqa: E402
+from lood.figures.spec import PlotSpec  # noqa: E402
 from lood.io import atomic_path  # noqa: E402
 
 
@@ -37,6 +40,19 @@ def as_image(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         img = img.reshape(img.shape[0], -1)
     lo, hi = float(img.min()), float(img.max())
     return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
+def plot_settings(plots: PlotSpec | None) -> PlotSpec:
+    """``plots``, or the schema's defaults of the ``plots`` section (a figure drawn outside the
+    workflow)."""
+    return plots if plots is not None else PlotSpec.from_config(section_defaults("plots"))
+
+
+def set_theme(plots: PlotSpec | None) -> PlotSpec:
+    """Apply the seaborn style and context of ``plots`` (see :func:`plot_settings`); return it."""
+    plots = plot_settings(plots)
+    sns.set_theme(style=plots.style, context=plots.context)
+    return plots
 
 
 def save_figure(fig: plt.Figure, outputs: Sequence[str | os.PathLike[str]], dpi: int = 150) -> None:
