@@ -85,7 +85,7 @@ def test_bad_arguments_raise():
 def test_onion_table_marks_records_and_checks_its_size():
     k, theta, y = _kernels(seed=2)
     labels = np.argmax(y, axis=1)
-    tab = onion_table(k, labels, C, SIGMA2, np.array([4, 9]), 2, 3, Theta=theta)
+    tab = onion_table(k, labels, C, SIGMA2, np.array([4, 9]), OnionSpec(True, 2, 3, 1), Theta=theta)
     ref = privacy_onion(k, y, SIGMA2, 2, 3, Theta_DD=theta, auc=True)
     assert list(tab.columns[:4]) == ["layer", "idx", "label", "is_differ"]
     np.testing.assert_allclose(tab.nngp_auc, ref.table.auc)

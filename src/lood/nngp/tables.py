@@ -10,6 +10,7 @@ import pandas as pd
 
 from lood.nngp.gp import centred_one_hot, fit_gp, lood_all, lood_self
 from lood.nngp.onion import privacy_onion
+from lood.nngp.spec import OnionSpec
 
 
 def lood_table(
@@ -89,17 +90,18 @@ def onion_table(
     n_classes: int,
     sigma2: float,
     differ_idx: np.ndarray,
-    n_layers: int,
-    k: int,
+    onion: OnionSpec,
     Theta: np.ndarray | None = None,
     logger: logging.Logger | None = None,
 ) -> pd.DataFrame:
-    """The privacy onion (:func:`lood.nngp.onion.privacy_onion`) as one table: a row per (layer,
-    record remaining at that layer) with its label, whether it is a differing record, its KL /
-    mean-distance LOOD, GP AUC and variances, and ``removed`` (peeled at that layer)."""
+    """The privacy onion (:func:`lood.nngp.onion.privacy_onion`, ``onion.n_layers`` peels of
+    ``onion.k`` records) as one table: a row per (layer, record remaining at that layer) with its
+    label, whether it is a differing record, its KL / mean-distance LOOD, GP AUC and variances,
+    and ``removed`` (peeled at that layer)."""
     log = logger or logging.getLogger("lood.onion")
     y_train = np.asarray(y_train)
     t0 = time.perf_counter()
+    n_layers, k = onion.n_layers, onion.k
     res = privacy_onion(K, centred_one_hot(y_train, n_classes), sigma2, n_layers, k,
                         Theta_DD=Theta, auc=True)  # fmt: skip
     tab = res.table.rename(columns={"auc": "nngp_auc"})
