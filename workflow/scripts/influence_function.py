@@ -1,5 +1,7 @@
 """Snakemake entry point: influence-function self-influence of the differing records."""
 
+from dataclasses import replace
+
 import pandas as pd
 import torch
 
@@ -25,10 +27,7 @@ y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
 # the training objective's Hessian includes its L2 term: weight decay adds to the damping
 damping = p.damping + ck.weight_decay
 res = influence_self(
-    ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], damping=damping, method=p.method,
-    curvature=p.curvature, cg_tol=p.cg_tol, cg_max_iter=p.cg_max_iter,
-    lissa_scale=p.lissa_scale, lissa_depth=p.lissa_depth,
-    hvp_batch_size=p.hvp_batch_size,
+    ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], replace(p, damping=damping),
 )  # fmt: skip
 sol = res.solve
 table = differ[["differ_idx", "label"]].assign(
