@@ -14,6 +14,8 @@ from scipy import stats
 import lood.figures.correlation as fcorr
 import lood.figures.landscape as fland
 import lood.figures.privacy as fpriv
+from lood.config import section_defaults
+from lood.figures.common import DEFAULT_PLOTS
 from lood.figures.correlation import Panel, correlation_figure, histogram_figure
 from lood.figures.landscape import landscape_figure
 from lood.figures.privacy import audit_figure
@@ -127,6 +129,8 @@ def test_audit_figure_shows_every_run_and_the_accountant(captured, tmp_path):
 def test_figures_take_the_plots_section_whole(captured, tmp_path):
     """A PlotSpec sets dpi, style and context; without one the schema's defaults apply."""
     import matplotlib as mpl
+
+    assert DEFAULT_PLOTS == PlotSpec.from_config(section_defaults("plots"))
 
     values = np.arange(1.0, 30.0)
     histogram_figure(values, [tmp_path / "a.png"], "KL")

@@ -14,7 +14,6 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from lood.config import section_defaults  # noqa: E402
 from lood.figures.spec import PlotSpec  # noqa: E402
 from lood.io import atomic_path  # noqa: E402
 
@@ -42,10 +41,14 @@ def as_image(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
 
 
+#: The ``plots`` section's schema defaults, for a figure drawn outside the workflow (figures sit
+#: beside lood.config, so they do not read the schema; tests/test_figures.py pins the two equal).
+DEFAULT_PLOTS = PlotSpec(dpi=150, formats=("png", "pdf"), style="whitegrid", context="paper")
+
+
 def plot_settings(plots: PlotSpec | None) -> PlotSpec:
-    """``plots``, or the schema's defaults of the ``plots`` section (a figure drawn outside the
-    workflow)."""
-    return plots if plots is not None else PlotSpec.from_config(section_defaults("plots"))
+    """``plots``, or :data:`DEFAULT_PLOTS` when None."""
+    return plots if plots is not None else DEFAULT_PLOTS
 
 
 def set_theme(plots: PlotSpec | None) -> PlotSpec:
