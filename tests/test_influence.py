@@ -103,9 +103,18 @@ def test_hvp_matches_exact_hessian():
 
 def _solver(damping: float, **kw) -> InfluenceSpec:
     """An influence section with ``damping`` and the given solver settings (else cg, Hessian)."""
-    base = {"enabled": True, "checkpoint_every": 1, "damping": damping, "method": "cg",
-            "curvature": "hessian", "cg_max_iter": 100, "cg_tol": 1e-6, "lissa_depth": 1000,
-            "lissa_scale": 10.0, "hvp_batch_size": 0}  # fmt: skip
+    base = {
+        "enabled": True,
+        "checkpoint_every": 1,
+        "damping": damping,
+        "method": "cg",
+        "curvature": "hessian",
+        "cg_max_iter": 100,
+        "cg_tol": 1e-6,
+        "lissa_depth": 1000,
+        "lissa_scale": 10.0,
+        "hvp_batch_size": 0,
+    }
     return InfluenceSpec(**(base | kw))
 
 

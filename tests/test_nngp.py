@@ -14,16 +14,13 @@ from lood.nngp.gp import (
     centred_one_hot,
     fit_gp,
     gaussian_pair_auc,
-    joint_posterior,
     kl_gaussians,
     kl_isotropic,
     loo_pointwise,
-    loo_posterior,
     loo_query_set,
     lood_all,
     lood_self,
     posterior,
-    self_lood_from_parts,
 )
 from lood.nngp.kernel import nngp_diag, nngp_kernel
 
@@ -103,31 +100,6 @@ def test_loo_pointwise_matches_naive_resolve():
     assert np.all((res["auc"] >= 0.5) & (res["auc"] <= 1.0))
     # removing a record changes its own prediction the most
     assert res["kl"][1, m] > np.max(res["kl"][1, :m])
-
-
-def test_joint_loo_posterior_matches_naive_resolve():
-    k_dd, k_dq, k_qq, y = _random_problem(20, 5, 3, seed=7)
-    fit = fit_gp(k_dd, y, SIGMA2)
-    mean_in, cov_in = _naive_posterior(k_dd, k_dq, k_qq, y, SIGMA2)
-    mean, cov = joint_posterior(fit, k_dq, k_qq)
-    np.testing.assert_allclose(mean, mean_in, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(cov, cov_in, rtol=1e-9, atol=1e-12)
-    for i in (0, 13):
-        mean_out, cov_out = _naive_without(k_dd, k_dq, k_qq, y, SIGMA2, i)
-        res = loo_posterior(fit, k_dq, k_qq, i)
-        np.testing.assert_allclose(res["mean_out"], mean_out, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(res["cov_out"], cov_out, rtol=1e-9, atol=1e-12)
-        assert not np.allclose(res["cov_out"], res["cov_in"])
-
-
-def test_self_lood_from_parts_is_lood_all_for_the_nngp():
-    """The onion's closed forms from diag(A) alone agree with lood_all's downdate forms."""
-    k_dd, _, _, y = _random_problem(30, 0, 3, seed=8)
-    fit = fit_gp(k_dd, y, SIGMA2)
-    ref = lood_all(fit)
-    res = self_lood_from_parts(np.diag(fit.A), fit.alpha, fit.Y, SIGMA2)
-    for key in ("kl", "mean_dist", "var_in", "var_out", "auc"):
-        np.testing.assert_allclose(res[key], ref[key], rtol=1e-9, atol=1e-12)
 
 
 def test_lood_all_and_self_match_naive_for_every_record():

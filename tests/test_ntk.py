@@ -14,10 +14,8 @@ from lood.nngp.gp import (
     joint_posterior,
     loo_pointwise,
     loo_posterior,
-    loo_query_set,
     lood_all,
     lood_self,
-    posterior,
 )
 from lood.nngp.kernel import ntk_kernels, stax_network
 from lood.nngp.tables import lood_table
@@ -93,24 +91,6 @@ def test_posterior_matches_neural_tangents(problem):
     m2, c2 = joint_posterior(fit_rel, p["k_dq"], p["k_qq"], p["t_dq"])
     _close(m2, mean_rel)
     _close(c2, cov_rel)
-
-
-def test_posterior_variance_is_the_joint_diagonal_and_kernels_must_match(problem):
-    p = problem
-    fit = fit_gp(p["k_dd"], p["y"], SIGMA2, Theta_DD=p["t_dd"])
-    mean, var = posterior(fit, p["k_dq"], np.diag(p["k_qq"]), p["t_dq"])
-    mean_j, cov_j = joint_posterior(fit, p["k_dq"], p["k_qq"], p["t_dq"])
-    np.testing.assert_allclose(mean, mean_j, rtol=1e-12)
-    _close(var, np.diag(cov_j), tol=1e-10)
-    with pytest.raises(ValueError, match="Theta_DQ is needed"):
-        posterior(fit, p["k_dq"], np.diag(p["k_qq"]))  # an NTK-GP fit without the NTK
-    nngp = fit_gp(p["k_dd"], p["y"], SIGMA2)
-    with pytest.raises(ValueError, match="Theta_DQ is needed"):
-        posterior(nngp, p["k_dq"], np.diag(p["k_qq"]), p["t_dq"])
-    with pytest.raises(ValueError, match="NNGP"):
-        loo_query_set(fit, p["k_dq"], p["k_qq"], [0])
-    # the same K with and without Theta are different GPs (NNGP posterior vs NTK-GP)
-    assert not np.allclose(posterior(nngp, p["k_dq"], np.diag(p["k_qq"]))[0], mean)
 
 
 def test_leave_one_out_matches_neural_tangents_refit(problem):

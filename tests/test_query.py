@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
 from helpers import train_spec
 
 from lood.arch import Architecture
-from lood.config import derive_seed, section_defaults
+from lood.config import derive_seed
 from lood.data.split import Split
 from lood.nngp.gp import centred_one_hot, fit_gp, kl_gaussians, lood_self
 from lood.nngp.kernel import nngp_kernel
@@ -116,8 +114,10 @@ def test_query_at_record_equals_lood_self(problem):
 
 
 def _ascent(**kw) -> QuerySpec:
-    """The query section's defaults with lr 0.05 and the given ascent settings."""
-    return replace(QuerySpec.from_config(section_defaults("query")), lr=0.05, **kw)
+    """A query section with lr 0.05 and the given ascent settings (the rest unused here)."""
+    return QuerySpec(
+        enabled=True, n_records=1, query_size=1, init="random", data_starts=0, lr=0.05, seed=0, **kw
+    )
 
 
 def test_optimization_increases_lood_and_stops_early(problem):

@@ -1,7 +1,5 @@
 """Snakemake entry point: influence-function self-influence of the differing records."""
 
-from dataclasses import replace
-
 import pandas as pd
 import torch
 
@@ -26,9 +24,8 @@ x = torch.tensor(split.x_train, dtype=torch.float64, device=device)
 y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
 # the training objective's Hessian includes its L2 term: weight decay adds to the damping
 damping = p.damping + ck.weight_decay
-res = influence_self(
-    ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], replace(p, damping=damping),
-)  # fmt: skip
+spec = InfluenceSpec.from_config(p.to_config() | {"damping": damping})
+res = influence_self(ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], spec)
 sol = res.solve
 table = differ[["differ_idx", "label"]].assign(
     influence_function=res.self_influence,
