@@ -25,7 +25,7 @@ y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
 # the training objective's Hessian includes its L2 term: weight decay adds to the damping
 damping = p.damping + ck.weight_decay
 spec = InfluenceSpec.from_config(p.to_config() | {"damping": damping})
-res = influence_self(ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], spec)
+res = influence_self(ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], spec)  # fmt: skip
 sol = res.solve
 table = differ[["differ_idx", "label"]].assign(
     influence_function=res.self_influence,
