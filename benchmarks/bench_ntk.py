@@ -21,7 +21,6 @@ from lood.data.split import make_split
 from lood.nngp.evidence import select_sigma2
 from lood.nngp.gp import centred_one_hot, fit_gp, lood_all
 from lood.nngp.kernel import ntk_kernels
-from lood.nngp.ntk import fit_ntk_gp, ntk_lood_all
 from lood.nngp.onion import privacy_onion
 
 
@@ -52,10 +51,10 @@ def main() -> None:
     K, T = ntk_kernels(arch, x)
     timings |= {
         "NTK LOOD all records (fit + KL, mean dist)": best_of(
-            lambda: ntk_lood_all(fit_ntk_gp(K, T, y, s2), auc=False), r
+            lambda: lood_all(fit_gp(K, y, s2, Theta_DD=T), auc=False), r
         ),
         "NTK LOOD all records with AUC": best_of(
-            lambda: ntk_lood_all(fit_ntk_gp(K, T, y, s2), auc=True), r
+            lambda: lood_all(fit_gp(K, y, s2, Theta_DD=T), auc=True), r
         ),
         "NNGP LOOD all records with AUC (lood.nngp.gp)": best_of(
             lambda: lood_all(fit_gp(K, y, s2), auc=True), r

@@ -58,8 +58,7 @@ def main() -> None:
         q0, baseline = initial_query(split.x_train, int(record), q.query_size, q.init,
                                      derive_seed(q.seed, "query", int(record)))  # fmt: skip
         q_data, idx = data_starts(obj, K, int(record), n_data, q.query_size)
-        res = optimize_query(obj, int(record), np.concatenate([q0[None], q_data]), q.lr,
-                             q.n_steps, q.patience, q.tol)  # fmt: skip
+        res = optimize_query(obj, int(record), np.concatenate([q0[None], q_data]), q)  # fmt: skip
         rows.append(reconstruction_row(obj, res, int(record), baseline, split.unnormalize, idx,
                                        q.init))  # fmt: skip
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

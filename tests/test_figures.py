@@ -14,9 +14,12 @@ from scipy import stats
 import lood.figures.correlation as fcorr
 import lood.figures.landscape as fland
 import lood.figures.privacy as fpriv
+from lood.config import section_defaults
+from lood.figures.common import DEFAULT_PLOTS
 from lood.figures.correlation import Panel, correlation_figure, histogram_figure
 from lood.figures.landscape import landscape_figure
 from lood.figures.privacy import audit_figure
+from lood.figures.spec import PlotSpec
 from lood.stats import write_correlation_stats
 
 
@@ -26,6 +29,7 @@ def captured(monkeypatch):
     figs = []
 
     def capture(fig, outputs, dpi=150):
+        fig.saved_dpi = dpi
         figs.append(fig)
 
     for module in (fcorr, fland, fpriv):
@@ -182,3 +186,19 @@ def test_log_y_axes_have_tick_labels_that_do_not_overlap():
     assert_readable(shown_tick_labels(ax, "y"), "y")
     assert_readable(shown_tick_labels(ax, "x"), "x")
     plt.close(fig)
+
+
+def test_figures_take_the_plots_section_whole(captured, tmp_path):
+    """A PlotSpec sets dpi, style and context; without one the schema's defaults apply."""
+    import matplotlib as mpl
+
+    assert DEFAULT_PLOTS == PlotSpec.from_config(section_defaults("plots"))
+
+    values = np.arange(1.0, 30.0)
+    histogram_figure(values, [tmp_path / "a.png"], "KL")
+    assert captured[-1].saved_dpi == 150 and mpl.rcParams["axes.grid"]  # whitegrid, paper
+    paper_font = mpl.rcParams["font.size"]
+    plots = PlotSpec(dpi=77, formats=("png",), style="ticks", context="talk")
+    histogram_figure(values, [tmp_path / "b.png"], "KL", plots=plots)
+    assert captured[-1].saved_dpi == 77
+    assert not mpl.rcParams["axes.grid"] and mpl.rcParams["font.size"] > paper_font

@@ -33,6 +33,7 @@ from lood.influence.functions import (
     influence_self,
     lissa,
 )
+from lood.influence.spec import InfluenceSpec
 from lood.influence.tracin import (
     Checkpoints,
     checkpoint_epochs,
@@ -100,6 +101,23 @@ def test_hvp_matches_exact_hessian():
         np.testing.assert_allclose(op(v[:, 0]), h @ v[:, 0], rtol=1e-9, atol=1e-12)
 
 
+def _solver(damping: float, **kw) -> InfluenceSpec:
+    """An influence section with ``damping`` and the given solver settings (else cg, Hessian)."""
+    base = {
+        "enabled": True,
+        "checkpoint_every": 1,
+        "damping": damping,
+        "method": "cg",
+        "curvature": "hessian",
+        "cg_max_iter": 100,
+        "cg_tol": 1e-6,
+        "lissa_depth": 1000,
+        "lissa_scale": 10.0,
+        "hvp_batch_size": 0,
+    }
+    return InfluenceSpec(**(base | kw))
+
+
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_influence_function_matches_exact_inverse(loss):
     arch, params, x, y = tiny("relu", n=10)
@@ -109,14 +127,14 @@ def test_influence_function_matches_exact_inverse(loss):
     g = loop_grads(params, arch, x[:4], y[:4], loss)
     a = h + damping * torch.eye(h.shape[0], dtype=h.dtype)
     expected = (g * torch.linalg.solve(a, g.T).T).sum(1).numpy()
-    res = influence_self(params, arch, loss, x, y, x[:4], y[:4], damping, cg_tol=1e-12,
-                         cg_max_iter=500)  # fmt: skip
+    res = influence_self(params, arch, loss, x, y, x[:4], y[:4],
+                         _solver(damping, cg_tol=1e-12, cg_max_iter=500))  # fmt: skip
     np.testing.assert_allclose(res.self_influence, expected, rtol=1e-7)
     assert res.solve.converged.all() and not res.solve.negative_curvature.any()
     np.testing.assert_allclose(res.grad_norm, g.norm(dim=1), rtol=1e-10)
     scale = float(eig[-1]) + damping  # eigenvalues of A in (0, 2 scale): the series converges
-    res_l = influence_self(params, arch, loss, x, y, x[:4], y[:4], damping, method="lissa",
-                           lissa_scale=scale, lissa_depth=20000, cg_tol=1e-13)  # fmt: skip
+    res_l = influence_self(params, arch, loss, x, y, x[:4], y[:4], _solver(damping,
+                           method="lissa", lissa_scale=scale, lissa_depth=20000, cg_tol=1e-13))  # fmt: skip
     np.testing.assert_allclose(res_l.self_influence, expected, rtol=1e-6)
 
 
@@ -152,8 +170,8 @@ def test_gauss_newton_matches_explicit_jacobian_product(loss):
     g = loop_grads(params, arch, x[:3], y[:3], loss)
     a = g_mat + damping * torch.eye(g_mat.shape[0], dtype=g_mat.dtype)
     expected = (g * torch.linalg.solve(a, g.T).T).sum(1).numpy()
-    res = influence_self(params, arch, loss, x, y, x[:3], y[:3], damping, curvature="gauss_newton",
-                         cg_tol=1e-12, cg_max_iter=500)  # fmt: skip
+    res = influence_self(params, arch, loss, x, y, x[:3], y[:3], _solver(damping,
+                         curvature="gauss_newton", cg_tol=1e-12, cg_max_iter=500))  # fmt: skip
     np.testing.assert_allclose(res.self_influence, expected, rtol=1e-7)
 
 

@@ -106,8 +106,8 @@ def test_lood_all_and_self_match_naive_for_every_record():
     n, c = 40, 4
     k_dd, _, _, y = _random_problem(n, 0, c, seed=2)
     fit = fit_gp(k_dd, y, SIGMA2)
-    allres = lood_all(fit, k_dd)
-    selfres = lood_self(fit, k_dd, np.arange(n))
+    allres = lood_all(fit)
+    selfres = lood_self(fit, np.arange(n))
     mean_in, cov_in = _naive_posterior(k_dd, k_dd, k_dd, y, SIGMA2)
     kl_ref, md_ref, vin_ref, vout_ref = [], [], [], []
     for i in range(n):
@@ -318,7 +318,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="record index 10"):
         loo_pointwise(fit, k_dq, np.ones(2), [1, 10])
     with pytest.raises(ValueError, match="record index -1"):
-        lood_self(fit, k_dd, [-1])
+        lood_self(fit, [-1])
     with pytest.raises(ValueError, match="kqq"):
         posterior(fit, k_dq, np.ones(3))
     with pytest.raises(ValueError, match="K_DQ"):

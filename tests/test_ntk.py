@@ -7,17 +7,17 @@ import pytest
 from neural_tangents import predict
 
 from lood.arch import Architecture
-from lood.nngp.gp import centred_one_hot
-from lood.nngp.kernel import ntk_kernels, stax_network
-from lood.nngp.ntk import (
+from lood.nngp.gp import (
     absolute_diag_reg,
-    fit_ntk_gp,
-    ntk_loo_pointwise,
-    ntk_loo_posterior,
-    ntk_lood_all,
-    ntk_lood_self,
-    ntk_posterior,
+    centred_one_hot,
+    fit_gp,
+    joint_posterior,
+    loo_pointwise,
+    loo_posterior,
+    lood_all,
+    lood_self,
 )
+from lood.nngp.kernel import ntk_kernels, stax_network
 from lood.nngp.tables import lood_table
 
 ARCH = Architecture(2, 64, "relu", 1.4, 0.1, "ntk", 3)
@@ -79,31 +79,31 @@ def test_kernels_are_neural_tangents_nngp_and_ntk(problem):
 
 def test_posterior_matches_neural_tangents(problem):
     p = problem
-    fit = fit_ntk_gp(p["k_dd"], p["t_dd"], p["y"], SIGMA2)
-    mean, cov = ntk_posterior(fit, p["k_dq"], p["t_dq"], p["k_qq"])
+    fit = fit_gp(p["k_dd"], p["y"], SIGMA2, Theta_DD=p["t_dd"])
+    mean, cov = joint_posterior(fit, p["k_dq"], p["k_qq"], p["t_dq"])
     mean_ref, cov_ref = _nt(p["x"], p["y"], p["xq"])
     _close(mean, mean_ref)
     _close(cov, cov_ref)
     # neural-tangents' relative diag_reg is diag_reg * mean diag(Theta_DD) in absolute units
     s_abs = absolute_diag_reg(p["t_dd"], 0.1)
     mean_rel, cov_rel = _nt(p["x"], p["y"], p["xq"], diag_reg=0.1, absolute=False)
-    fit_rel = fit_ntk_gp(p["k_dd"], p["t_dd"], p["y"], s_abs)
-    m2, c2 = ntk_posterior(fit_rel, p["k_dq"], p["t_dq"], p["k_qq"])
+    fit_rel = fit_gp(p["k_dd"], p["y"], s_abs, Theta_DD=p["t_dd"])
+    m2, c2 = joint_posterior(fit_rel, p["k_dq"], p["k_qq"], p["t_dq"])
     _close(m2, mean_rel)
     _close(c2, cov_rel)
 
 
 def test_leave_one_out_matches_neural_tangents_refit(problem):
     p = problem
-    fit = fit_ntk_gp(p["k_dd"], p["t_dd"], p["y"], SIGMA2)
+    fit = fit_gp(p["k_dd"], p["y"], SIGMA2, Theta_DD=p["t_dd"])
     mean_in, cov_in = _nt(p["x"], p["y"], p["xq"])
-    point = ntk_loo_pointwise(fit, p["k_dq"], p["t_dq"], np.diag(p["k_qq"]), RECORDS)
-    selfres = ntk_lood_self(fit, RECORDS)
-    allres = ntk_lood_all(fit)
+    point = loo_pointwise(fit, p["k_dq"], np.diag(p["k_qq"]), RECORDS, Theta_DQ=p["t_dq"])
+    selfres = lood_self(fit, RECORDS)
+    allres = lood_all(fit)
     for r, i in enumerate(RECORDS):
         keep = np.arange(N) != i
         mean_out, cov_out = _nt(p["x"][keep], p["y"][keep], p["xq"])
-        joint = ntk_loo_posterior(fit, p["k_dq"], p["t_dq"], p["k_qq"], i)
+        joint = loo_posterior(fit, p["k_dq"], p["k_qq"], i, p["t_dq"])
         _close(joint["mean_in"], mean_in)
         _close(joint["cov_in"], cov_in)
         _close(joint["mean_out"], mean_out)
@@ -131,9 +131,9 @@ def test_leave_one_out_matches_neural_tangents_refit(problem):
 
 def test_lood_all_equals_lood_self_and_direct_formula_for_every_record(problem):
     p = problem
-    fit = fit_ntk_gp(p["k_dd"], p["t_dd"], p["y"], SIGMA2)
-    allres = ntk_lood_all(fit)
-    selfres = ntk_lood_self(fit, np.arange(N))
+    fit = fit_gp(p["k_dd"], p["y"], SIGMA2, Theta_DD=p["t_dd"])
+    allres = lood_all(fit)
+    selfres = lood_self(fit, np.arange(N))
     for key in ("kl", "mean_dist", "var_in", "var_out"):
         np.testing.assert_allclose(allres[key], selfres[key], rtol=1e-9)
     np.testing.assert_allclose(allres["auc"], selfres["auc"], atol=1e-9)
@@ -153,33 +153,33 @@ def test_bad_inputs_raise():
     k = np.eye(4)
     y = centred_one_hot(np.array([0, 1, 0, 1]), 2)
     with pytest.raises(ValueError, match="sigma2"):
-        fit_ntk_gp(k, k, y, 0.0)
+        fit_gp(k, y, 0.0, Theta_DD=k)
     with pytest.raises(ValueError, match="K_DD"):
-        fit_ntk_gp(np.eye(3), k, y, 0.1)
+        fit_gp(np.eye(3), y, 0.1, Theta_DD=k)
     with pytest.raises(ValueError, match="Y must be"):
-        fit_ntk_gp(k, k, y[:3], 0.1)
+        fit_gp(k, y[:3], 0.1, Theta_DD=k)
     with pytest.raises(np.linalg.LinAlgError, match="sigma2"):
-        fit_ntk_gp(k, -2 * k, y, 0.1)
-    fit = fit_ntk_gp(k, k, y, 0.1)
+        fit_gp(k, y, 0.1, Theta_DD=-2 * k)
+    fit = fit_gp(k, y, 0.1, Theta_DD=k)
     with pytest.raises(ValueError, match="record index 4"):
-        ntk_lood_self(fit, [4])
+        lood_self(fit, [4])
     with pytest.raises(ValueError, match="Theta_DQ"):
-        ntk_loo_pointwise(fit, np.ones((4, 2)), np.ones((4, 3)), np.ones(2), [0])
+        loo_pointwise(fit, np.ones((4, 2)), np.ones(2), [0], Theta_DQ=np.ones((4, 3)))
 
 
 def test_lood_table_under_the_ntk_is_the_ntk_gp_lood(problem):
     p = problem
     labels = np.argmax(p["y"], axis=1)
-    fit = fit_ntk_gp(p["k_dd"], p["t_dd"], p["y"], SIGMA2)
+    fit = fit_gp(p["k_dd"], p["y"], SIGMA2, Theta_DD=p["t_dd"])
     differ = np.array([3, 0, 7])
     table = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "differ", Theta=p["t_dd"])
-    ref = ntk_lood_self(fit, differ)
+    ref = lood_self(fit, differ)
     np.testing.assert_array_equal(table.differ_idx, differ)
     for col, key in [("kl_lood", "kl"), ("mean_dist_lood", "mean_dist"), ("nngp_auc", "auc"),
                      ("var_in", "var_in"), ("var_out", "var_out")]:  # fmt: skip
         np.testing.assert_allclose(table[col], ref[key], rtol=1e-12)
     every = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "all", Theta=p["t_dd"])
-    np.testing.assert_allclose(every.kl_lood, ntk_lood_all(fit)["kl"], rtol=1e-12)
+    np.testing.assert_allclose(every.kl_lood, lood_all(fit)["kl"], rtol=1e-12)
     assert every.is_differ.sum() == 3
     # without Theta it is the NNGP table
     nngp = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "differ")

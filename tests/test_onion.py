@@ -7,7 +7,6 @@ import pytest
 
 from lood.figures.onion import onion_rise
 from lood.nngp.gp import centred_one_hot, fit_gp, lood_all
-from lood.nngp.ntk import fit_ntk_gp, ntk_lood_all
 from lood.nngp.onion import privacy_onion
 from lood.nngp.spec import OnionSpec
 from lood.nngp.tables import onion_table
@@ -31,7 +30,7 @@ def _refit(k, theta, y, keep):
     sub = np.ix_(keep, keep)
     if theta is None:
         return lood_all(fit_gp(k[sub], y[keep], SIGMA2), auc=True)
-    return ntk_lood_all(fit_ntk_gp(k[sub], theta[sub], y[keep], SIGMA2), auc=True)
+    return lood_all(fit_gp(k[sub], y[keep], SIGMA2, Theta_DD=theta[sub]), auc=True)
 
 
 @pytest.mark.parametrize("kind", ["nngp", "ntk"])
@@ -66,7 +65,7 @@ def test_onion_layer_zero_is_plain_lood_and_peeling_changes_the_rest():
     res = privacy_onion(k, y, SIGMA2, 2, 5, Theta_DD=theta)
     assert "auc" not in res.table.columns
     first = res.table[res.table.layer == 0]
-    ref = ntk_lood_all(fit_ntk_gp(k, theta, y, SIGMA2), auc=False)
+    ref = lood_all(fit_gp(k, y, SIGMA2, Theta_DD=theta), auc=False)
     np.testing.assert_allclose(first.kl_lood, ref["kl"], rtol=1e-10)
     # the remaining records' LOOD is recomputed, not copied from layer 0
     second = res.table[res.table.layer == 1].set_index("idx").kl_lood
@@ -86,7 +85,7 @@ def test_bad_arguments_raise():
 def test_onion_table_marks_records_and_checks_its_size():
     k, theta, y = _kernels(seed=2)
     labels = np.argmax(y, axis=1)
-    tab = onion_table(k, labels, C, SIGMA2, np.array([4, 9]), 2, 3, Theta=theta)
+    tab = onion_table(k, labels, C, SIGMA2, np.array([4, 9]), OnionSpec(True, 2, 3, 1), Theta=theta)
     ref = privacy_onion(k, y, SIGMA2, 2, 3, Theta_DD=theta, auc=True)
     assert list(tab.columns[:4]) == ["layer", "idx", "label", "is_differ"]
     np.testing.assert_allclose(tab.nngp_auc, ref.table.auc)

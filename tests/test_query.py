@@ -28,6 +28,7 @@ from lood.nngp.query import (
     pixel_l2,
     query_lood,
 )
+from lood.nngp.spec import QuerySpec
 from lood.privacy.mia import mia_landscape_table, mia_table
 from lood.seeds import derive_seed
 
@@ -96,7 +97,7 @@ def test_gradient_matches_central_finite_differences(problem, m):
 def test_query_at_record_equals_lood_self(problem):
     arch, x, y, K, obj = problem
     fit = fit_gp(K, centred_one_hot(y, 3), SIGMA2)
-    ref = lood_self(fit, K, [4])
+    ref = lood_self(fit, [4])
     np.testing.assert_allclose(float(query_lood(obj, x[4:5], 4)["kl"]), ref["kl"][0], rtol=1e-8)
     # landscape: t = 0 is the record itself, and agrees with lood_self there
     t = landscape_grid(-50, 50, 11)
@@ -112,18 +113,25 @@ def test_query_at_record_equals_lood_self(problem):
                                    rtol=1e-7)  # fmt: skip
 
 
+def _ascent(**kw) -> QuerySpec:
+    """A query section with lr 0.05 and the given ascent settings (the rest unused here)."""
+    return QuerySpec(
+        enabled=True, n_records=1, query_size=1, init="random", data_starts=0, lr=0.05, seed=0, **kw
+    )
+
+
 def test_optimization_increases_lood_and_stops_early(problem):
     _, x, _, _, obj = problem
     q0, baseline = initial_query(x, 1, 1, "random", 0)
     assert baseline != 1
-    res = optimize_query(obj, 1, q0, lr=0.05, n_steps=60, patience=200, tol=0.0)
+    res = optimize_query(obj, 1, q0, _ascent(n_steps=60, patience=200, tol=0.0))
     assert res.n_steps == 60 and not res.stopped_early
     assert res.best > 2 * res.history[0]
     assert res.best == res.history.max()
     np.testing.assert_allclose(float(query_lood(obj, res.query, 1)["kl"]), res.best, rtol=1e-10)
     # a huge tolerance never counts as an improvement: stops after `patience` steps, keeping the
     # best query seen
-    res2 = optimize_query(obj, 1, q0, lr=0.05, n_steps=60, patience=5, tol=1e6)
+    res2 = optimize_query(obj, 1, q0, _ascent(n_steps=60, patience=5, tol=1e6))
     assert res2.stopped_early and res2.n_steps == 5
     assert res2.best == res2.history.max() and res2.best_step == int(res2.history.argmax())
     assert res2.start == 0 and len(res2.start_best) == 1
@@ -150,8 +158,8 @@ def test_several_starts_ascend_as_each_alone_and_the_best_is_kept(problem):
     q0, _ = initial_query(x, record, 1, "random", 0)
     q_data, _ = data_starts(obj, K, record, 2, 1)
     starts = np.concatenate([q0[None], q_data])
-    multi = optimize_query(obj, record, starts, lr=0.05, n_steps=25, patience=100, tol=0.0)
-    alone = [optimize_query(obj, record, s, lr=0.05, n_steps=25, patience=100, tol=0.0)
+    multi = optimize_query(obj, record, starts, _ascent(n_steps=25, patience=100, tol=0.0))
+    alone = [optimize_query(obj, record, s, _ascent(n_steps=25, patience=100, tol=0.0))
              for s in starts]  # fmt: skip
     np.testing.assert_allclose(multi.start_best, [r.best for r in alone], rtol=1e-9)
     win = int(np.argmax([r.best for r in alone]))
@@ -170,10 +178,10 @@ def test_a_data_start_reaches_the_record_where_a_random_start_stalls(problem):
     far = x.mean(axis=0) + 30.0 * x.std() * np.random.default_rng(0).standard_normal(
         (1, x.shape[1])
     )
-    stalled = optimize_query(obj, record, far, lr=0.05, n_steps=100, patience=20, tol=1e-4)
+    stalled = optimize_query(obj, record, far, _ascent(n_steps=100, patience=20, tol=1e-4))
     q_data, _ = data_starts(obj, K, record, 2, 1)
-    res = optimize_query(obj, record, np.concatenate([far[None], q_data]), lr=0.05, n_steps=300,
-                         patience=50, tol=1e-6)  # fmt: skip
+    res = optimize_query(obj, record, np.concatenate([far[None], q_data]), _ascent(n_steps=300,
+                         patience=50, tol=1e-6))  # fmt: skip
     assert stalled.best < 0.5 * at_record
     assert res.start > 0 and res.best >= 0.99 * at_record
 

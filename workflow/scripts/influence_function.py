@@ -26,12 +26,8 @@ x = torch.tensor(split.x_train, dtype=torch.float64, device=device)
 y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
 # the training objective's Hessian includes its L2 term: weight decay adds to the damping
 damping = p.damping + ck.weight_decay
-res = influence_self(
-    ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], damping=damping, method=p.method,
-    curvature=p.curvature, cg_tol=p.cg_tol, cg_max_iter=p.cg_max_iter,
-    lissa_scale=p.lissa_scale, lissa_depth=p.lissa_depth,
-    hvp_batch_size=p.hvp_batch_size,
-)  # fmt: skip
+spec = InfluenceSpec.from_config(p.to_config() | {"damping": damping})
+res = influence_self(ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], spec)  # fmt: skip
 sol = res.solve
 table = differ[["differ_idx", "label"]].assign(
     influence_function=res.self_influence,

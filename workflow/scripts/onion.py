@@ -22,8 +22,7 @@ table = onion_table(
     n_classes=split.n_classes,
     sigma2=sigma2,
     differ_idx=pd.read_csv(sm.input.differ)["differ_idx"].to_numpy(),
-    n_layers=p.n_layers,
-    k=p.k,
+    onion=p,
     Theta=load_npz(sm.input.ntk)["Theta"] if gp.kernel == "ntk" else None,
     logger=log,
 )

@@ -36,8 +36,8 @@ for record in records:
                                  derive_seed(p.seed, "query", int(record)))  # fmt: skip
     q_data, idx_data = data_starts(obj, K, int(record), p.data_starts, p.query_size)
     t0 = time.perf_counter()
-    res = optimize_query(obj, int(record), np.concatenate([q0[None], q_data]), p.lr, p.n_steps,
-                         p.patience, p.tol, log_every=50, logger=log)  # fmt: skip
+    res = optimize_query(obj, int(record), np.concatenate([q0[None], q_data]), p,
+                         log_every=50, logger=log)  # fmt: skip
     row = reconstruction_row(obj, res, int(record), baseline, split.unnormalize, idx_data, p.init)
     log.info("record %d: LOOD %.4g at the record, %.4g -> %.4g (x %.4f) optimised in %d steps "
              "(%.1fs) from start %s %d of %d (best per start %s); kernel cosine %.3f (baseline "

@@ -29,7 +29,7 @@ write_csv(long, sm.output.table)
 stats = activation_stats(long)
 write_csv(stats, sm.output.stats, allow_nan=["pearson_r", "pearson_p", "spearman_r", "spearman_p"])
 p = PlotSpec.from_config(sm.params.plots)
-activation_figure(long, sm.output.figures, style=p.style, context=p.context, dpi=p.dpi)
+activation_figure(long, sm.output.figures, plots=p)
 for r in stats.itertuples():
     log.info("%s %s/%s %s vs %s: Pearson r=%.3f (p=%.2g), means %.4g / %.4g", r.comparison,
              r.experiment_a, r.experiment_b, r.metric_a, r.metric_b, r.pearson_r, r.pearson_p,

@@ -20,9 +20,7 @@ roc_figure(
     score=sm.params.score,
     title=f"{experiment}: pooled ROC ({int(pooled.n_pos.iloc[0])} in, "
     f"{int(pooled.n_neg.iloc[0])} out (model, record) pairs)",
-    style=p.style,
-    context=p.context,
-    dpi=p.dpi,
+    plots=p,
 )
 per_record = pd.read_csv(sm.input.per_record)
 rows = attacks_lood_figure(
@@ -31,9 +29,7 @@ rows = attacks_lood_figure(
     sm.output.lood,
     score=sm.params.score,
     title=f"{experiment}: per-record attack AUC vs NNGP LOOD ({len(per_record)} records)",
-    style=p.style,
-    context=p.context,
-    dpi=p.dpi,
+    plots=p,
 )
 for r in rows:
     log.info("%s vs %s: %s", r["x"], r["y"], ", ".join(f"{k} {r[k]:.3g}" for k in STAT_COLUMNS))

@@ -24,9 +24,7 @@ rows = correlation_figure(
     ],
     sm.output.figures,
     title=f"{sm.wildcards.experiment}: LOOD vs leave-one-out retraining ({len(df)} records)",
-    style=p.style,
-    context=p.context,
-    dpi=p.dpi,
+    plots=p,
 )
 if "attacks" in sm.input.keys():  # the attacks stage is on: KL LOOD vs each attack's AUC too
     attacks = pd.read_csv(sm.input.attacks)

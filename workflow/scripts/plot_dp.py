@@ -28,7 +28,7 @@ write_csv(long, sm.output.table, allow_nan=["epsilon"], allow_inf=["empirical_lo
 summary = dp_summary(long)
 write_csv(summary, sm.output.summary, allow_nan=list(summary.columns))
 p = PlotSpec.from_config(sm.params.plots)
-dp_figure(long, sm.output.figures, style=p.style, context=p.context, dpi=p.dpi)
+dp_figure(long, sm.output.figures, plots=p)
 for r in summary.itertuples():
     log.info("%s (epsilon %.3g): test accuracy %.3f, MIA AUC %.3f +- %.3f, empirical LOOD %.3g, "
              "KL LOOD vs MIA AUC r=%.2f", r.experiment, r.epsilon, r.test_acc, r.mia_auc_mean,

@@ -23,8 +23,6 @@ rows = influence_figure(
     df,
     sm.output.figures,
     title=f"{sm.wildcards.experiment}: influence vs prediction difference ({len(df)} records)",
-    style=p.style,
-    context=p.context,
-    dpi=p.dpi,
+    plots=p,
 )
 write_correlation_stats(rows, sm.output.stats, log)

@@ -16,8 +16,6 @@ landscape_figure(
     sm.output.figures,
     scale=sm.params.scale,
     title=f"{sm.wildcards.experiment}: landscape around differing records",
-    style=p.style,
-    context=p.context,
-    dpi=p.dpi,
+    plots=p,
 )
 log.info("landscape figure written (%s MIA)", "with" if mia is not None else "without")

@@ -17,8 +17,6 @@ histogram_figure(
     xlabel="NNGP KL LOOD (query = the record)",
     title=f"{sm.wildcards.experiment}: LOOD of all {len(all_df)} training records",
     highlight=differ["kl_lood"].to_numpy(),
-    style=p.style,
-    context=p.context,
-    dpi=p.dpi,
+    plots=p,
 )
 log.info("top-5 records by KL LOOD: %s", all_df.nlargest(5, "kl_lood")["idx"].tolist())

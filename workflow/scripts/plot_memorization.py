@@ -1,5 +1,7 @@
 """Snakemake entry point: memorization histogram, example images, correlation with LOOD and MIA."""
 
+from dataclasses import replace
+
 import pandas as pd
 
 from lood.data.split import Split
@@ -12,7 +14,6 @@ from lood.logs import setup_logging
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_memorization")
 p = PlotSpec.from_config(sm.params.plots)
-style = {"style": p.style, "context": p.context, "dpi": p.dpi}
 name = sm.wildcards.experiment
 mem = pd.read_csv(sm.input.memorization)
 histogram_figure(
@@ -22,12 +23,12 @@ histogram_figure(
     title=f"{name}: memorization of {len(mem)} training records",
     logx=False,
     highlight=mem.loc[mem.is_differ, "mem"].to_numpy(),
-    **style,
+    plots=p,
 )
 memorization_images_figure(
     Split.load(sm.input.split), mem, sm.params.n_examples, sm.output.examples,
     title=f"{name}: most (top) and least (bottom) memorized training images",
-    style="white", context=p.context, dpi=p.dpi,
+    plots=replace(p, style="white"),
 )  # fmt: skip
 
 # lood_all.csv (idx) in the all-records mode, else lood.csv (differ_idx)
@@ -41,7 +42,7 @@ rows = correlation_figure(
     ],
     sm.output.lood,
     title=f"{name}: memorization vs NNGP LOOD ({len(df)} records)",
-    **style,
+    plots=p,
 )
 rows = [r | {"records": "all" if len(df) == len(mem) else "differ"} for r in rows]
 mia = pd.read_csv(sm.input.mia).rename(columns={"differ_idx": "idx"})
@@ -58,7 +59,7 @@ rows += [
         ],
         sm.output.mia,
         title=f"{name}: memorization vs leave-one-out retraining ({len(dm)} records)",
-        **style,
+        plots=p,
     )
 ]
 stats = pd.DataFrame(rows)

@@ -26,7 +26,7 @@ table = panoramia_comparison(
 write_csv(table, sm.output.table, allow_nan=["eps_accountant", "audit_eps_lb_max",
                                             "audit_eps_lb_mean", "audit_ceiling"])  # fmt: skip
 p = PlotSpec.from_config(sm.params.plots)
-panoramia_comparison_figure(table, sm.output.figures, style=p.style, context=p.context, dpi=p.dpi)
+panoramia_comparison_figure(table, sm.output.figures, plots=p)
 for r in table.itertuples():
     log.info("%s: accountant epsilon %.3g, audit bound %.3f (best of %d runs), PANORAMIA eps_tilde "
              "%.3f [%.3f, %.3f] (c_lb %.3f), MIA AUC %.3f, KL LOOD %.3g", r.experiment,

@@ -12,8 +12,6 @@ import numpy as np
 from lood.data.readers import Dataset
 from lood.io import atomic_path
 
-NORMALIZATIONS = ("none", "standardize", "unit_norm")
-
 
 @dataclass
 class Split:
@@ -209,12 +207,12 @@ def make_split(
     has enough, else from the train pool, disjoint from D. ``normalization`` is "none",
     "standardize" (minus the per-feature training mean, over the training sample's global std)
     or "unit_norm" (centred as standardize, then each row scaled to squared norm d).
+
+    The arguments are a :class:`lood.data.spec.DataSpec`'s, whose values the config schema
+    checked (two or more distinct non-negative classes, ``n_train`` >= 2, ``n_test`` >= 1, a
+    known ``normalization``); only what depends on the dataset is checked here.
     """
     classes = [int(c) for c in classes]
-    if len(classes) < 2:
-        raise ValueError(f"data.classes: need at least two classes, got {classes}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"data.classes: duplicate labels in {classes}")
     available = sorted(int(c) for c in np.unique(ds.y_train))
     absent = [c for c in classes if c not in available]
     if absent:
@@ -222,14 +220,6 @@ def make_split(
             f"data.classes: label(s) {absent} not in dataset {ds.name!r}; "
             f"available labels: {available}"
         )
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(
-            f"data.normalization: unknown {normalization!r}; choose one of {list(NORMALIZATIONS)}"
-        )
-    if int(n_train) != n_train or n_train < 1:
-        raise ValueError(f"data.n_train: must be a positive integer, got {n_train}")
-    if int(n_test) != n_test or n_test < 0:
-        raise ValueError(f"data.n_test: must be a non-negative integer, got {n_test}")
     n_train, n_test, n_classes = int(n_train), int(n_test), len(classes)
 
     def relabel(y: np.ndarray) -> np.ndarray:

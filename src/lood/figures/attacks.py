@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from lood.figures.common import save_figure
+from lood.figures.common import save_figure, set_theme
 from lood.figures.correlation import Panel, correlation_figure
+from lood.figures.spec import PlotSpec
 from lood.privacy.attack_tables import attack_auc_columns
 
 #: display names of the attacks of :func:`lood.privacy.attacks.attack_statistics`
@@ -42,9 +42,7 @@ def roc_figure(
     score: str = "lira",
     title: str = "",
     floor: float = 1e-5,
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Pooled ROC curve of every attack on log-log axes from ``floor`` to 1.
 
@@ -55,7 +53,7 @@ def roc_figure(
     edge is its TPR at FPR 0; the dotted line marks one false positive, 1 / n_neg, below which
     the FPR is not resolved.
     """
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     grid = np.logspace(np.log10(floor), 0, 50)
     ax.plot(grid, grid, color="0.5", lw=0.8, ls="--", label="chance")
@@ -78,7 +76,7 @@ def roc_figure(
     if title:
         ax.set_title(title, fontsize="medium")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
 
 
 def attacks_lood_figure(
@@ -87,9 +85,7 @@ def attacks_lood_figure(
     outputs: Sequence[str | os.PathLike[str]],
     score: str = "lira",
     title: str = "",
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> list[dict[str, float | str]]:
     """Per-record AUC of each attack (``attacks/per_record.csv``) against the KL LOOD of
     ``lood.csv`` (log x), one panel per attack, with Pearson and Spearman r. Returns the
@@ -99,6 +95,4 @@ def attacks_lood_figure(
         Panel("kl_lood", col, "NNGP KL LOOD", f"{attack_label(col[:-4], score)} AUC", logx=True)
         for col in attack_auc_columns(per_record)
     ]
-    return correlation_figure(
-        df, panels, outputs, title=title, style=style, context=context, dpi=dpi, panel_size=3.3
-    )
+    return correlation_figure(df, panels, outputs, title=title, plots=plots, panel_size=3.3)

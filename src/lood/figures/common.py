@@ -14,7 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.textpath  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
 
+from lood.figures.spec import PlotSpec  # noqa: E402
 from lood.io import atomic_path  # noqa: E402
 
 
@@ -39,6 +41,23 @@ def as_image(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
         img = img.reshape(img.shape[0], -1)
     lo, hi = float(img.min()), float(img.max())
     return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
+#: The ``plots`` section's schema defaults, for a figure drawn outside the workflow (figures sit
+#: beside lood.config, so they do not read the schema; tests/test_figures.py pins the two equal).
+DEFAULT_PLOTS = PlotSpec(dpi=150, formats=("png", "pdf"), style="whitegrid", context="paper")
+
+
+def plot_settings(plots: PlotSpec | None) -> PlotSpec:
+    """``plots``, or :data:`DEFAULT_PLOTS` when None."""
+    return plots if plots is not None else DEFAULT_PLOTS
+
+
+def set_theme(plots: PlotSpec | None) -> PlotSpec:
+    """Apply the seaborn style and context of ``plots`` (see :func:`plot_settings`); return it."""
+    plots = plot_settings(plots)
+    sns.set_theme(style=plots.style, context=plots.context)
+    return plots
 
 
 def save_figure(fig: plt.Figure, outputs: Sequence[str | os.PathLike[str]], dpi: int = 150) -> None:

@@ -11,7 +11,8 @@ import pandas as pd
 import seaborn as sns
 
 from lood.compare import INFLUENCE_SCORES, minmax, wide_table
-from lood.figures.common import log_axes, save_figure
+from lood.figures.common import log_axes, save_figure, set_theme
+from lood.figures.spec import PlotSpec
 from lood.stats import correlation_stats
 
 
@@ -21,14 +22,12 @@ def influence_figure(
     truth: str = "pred_diff",
     scores: Mapping[str, str] = INFLUENCE_SCORES,
     title: str = "",
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> list[dict[str, float | str]]:
     """One panel: every min-max normalised score against the normalised ground truth, with a
     regression line each and Pearson r (p) in the legend. Returns one statistics row per score
     (on the raw values; Pearson is invariant to the normalisation)."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     fig, ax = plt.subplots(figsize=(4.8, 4.0))
     x = df[truth].to_numpy(dtype=float)
     rows: list[dict[str, float | str]] = []
@@ -50,22 +49,20 @@ def influence_figure(
     ax.legend(loc="best", fontsize="small", frameon=True)
     ax.set_title(title or f"influence estimates vs ground truth ({len(df)} records)")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
     return rows
 
 
 def activation_figure(
     long: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
     panel_size: float = 3.6,
 ) -> None:
     """Row 1: paired scatter of KL LOOD and MIA AUC of the same records, first experiment against
     each other (diagonal y = x). Row 2: LOOD vs MIA AUC and mean-distance LOOD vs prediction
     difference within each experiment, one colour per experiment, Pearson r in the legend."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     experiments = list(dict.fromkeys(long.experiment))
     act = dict(zip(long.experiment, long.activation, strict=False))
     label = {e: f"{e} ({act[e]})" if act[e] != e else e for e in experiments}
@@ -101,4 +98,4 @@ def activation_figure(
     n = long.groupby("experiment").size().iloc[0]
     fig.suptitle(f"{' vs '.join(label[e] for e in experiments)}: same {n} differing records")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from lood.figures.common import log_axes, save_figure
+from lood.figures.common import log_axes, save_figure, set_theme
+from lood.figures.spec import PlotSpec
 from lood.stats import correlation_stats
 
 
@@ -40,16 +41,14 @@ def correlation_figure(
     panels: Sequence[Panel],
     outputs: Sequence[str | os.PathLike[str]],
     title: str = "",
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
     panel_size: float = 3.6,
 ) -> list[dict[str, float | str]]:
     """Scatter + regression line per panel with r and p in the legend; save to every output path.
 
     Returns one row of correlation statistics per panel (also useful as a table).
     """
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     fig, axes = plt.subplots(1, len(panels), figsize=(panel_size * len(panels), panel_size))
     axes = np.atleast_1d(axes)
     rows: list[dict[str, float | str]] = []
@@ -70,7 +69,7 @@ def correlation_figure(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
     return rows
 
 
@@ -81,12 +80,10 @@ def histogram_figure(
     title: str = "",
     logx: bool = True,
     highlight: np.ndarray | None = None,
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Histogram of a per-record score (log-x by default), optional marks for selected records."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     values = np.asarray(values, dtype=float)
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
     use_log = logx and bool(np.all(values > 0))
@@ -102,4 +99,4 @@ def histogram_figure(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from lood.figures.common import as_image, save_figure
+from lood.figures.common import as_image, plot_settings, save_figure, set_theme
+from lood.figures.spec import PlotSpec
 
 
 def landscape_figure(
@@ -19,13 +20,11 @@ def landscape_figure(
     outputs: Sequence[str | os.PathLike[str]],
     scale: float = 255.0,
     title: str = "",
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """One column per record. Top: KL LOOD (log, left) and mean-distance LOOD (right) against t.
     Bottom (when ``mia`` is given): MIA AUC of the retrained networks (mean +- std) and NNGP AUC."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     records = list(dict.fromkeys(lood["differ_idx"].tolist()))
     n_rows = 2 if mia is not None else 1
     fig, axes = plt.subplots(
@@ -64,7 +63,7 @@ def landscape_figure(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
 
 
 def reconstruction_figure(
@@ -74,14 +73,15 @@ def reconstruction_figure(
     table: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
     title: str = "",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Top row: the differing records with their KL LOOD; below: each optimised query (raw
     pixel space, min-max scaled for display) with its LOOD and kernel cosine to the record.
 
     ``records_raw`` [R, d], ``queries_raw`` [R, M, d]; ``table`` is reconstruction.csv (R rows).
     """
-    sns.set_theme(style="white")
+    plots = plot_settings(plots)
+    sns.set_theme(style="white")  # images: no grid, whatever plots.style says
     r, m = queries_raw.shape[:2]
     fig, axes = plt.subplots(1 + m, r, figsize=(1.9 * r, 2.5 * (1 + m)), squeeze=False)
     for c in range(r):
@@ -101,7 +101,7 @@ def reconstruction_figure(
     if title:
         fig.suptitle(title, fontsize="small")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
 
 
 def history_figure(
@@ -109,12 +109,10 @@ def history_figure(
     table: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
     title: str = "",
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """KL LOOD of the query against the Adam step, one line per record; dashed: LOOD at x."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for i, record in enumerate(table.differ_idx):
         h = history[history.differ_idx == record]
@@ -130,4 +128,4 @@ def history_figure(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from lood.data.split import Split
-from lood.figures.common import as_image, save_figure
+from lood.figures.common import as_image, plot_settings, save_figure, set_theme
+from lood.figures.spec import PlotSpec
 
 
 def extreme_records(mem: pd.DataFrame, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -28,13 +29,11 @@ def memorization_images_figure(
     n: int,
     outputs: Sequence[str | os.PathLike[str]],
     title: str = "",
-    style: str = "white",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two rows of training images: the ``n`` most and the ``n`` least memorized, each titled
     with its index, class and memorization (+- SE). Returns the two selected tables."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots or replace(plot_settings(None), style="white"))
     top, low = extreme_records(mem, n)
     cols = max(len(top), 1)
     fig, axes = plt.subplots(2, cols, figsize=(1.3 * cols + 0.6, 4.0), squeeze=False)
@@ -57,5 +56,5 @@ def memorization_images_figure(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
     return top, low

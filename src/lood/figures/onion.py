@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from lood.figures.common import log_axes, save_figure
+from lood.figures.common import log_axes, save_figure, set_theme
+from lood.figures.spec import PlotSpec
 
 
 def onion_rise(table: pd.DataFrame) -> pd.DataFrame:
@@ -35,14 +35,12 @@ def onion_figure(
     outputs: Sequence[str | os.PathLike[str]],
     n_show: int = 6,
     title: str = "",
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Left: KL LOOD of every remaining record before (layer 0) and after the last peel, the
     ``n_show`` records that were in the safer half at layer 0 and rise most marked. Right: KL LOOD
     per layer of those records, with the median and the 90th percentile of all remaining ones."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     rise = onion_rise(table)
     safe = rise[rise.rank_first < 0.5].head(n_show)
     last = int(table.layer.max())
@@ -78,4 +76,4 @@ def onion_figure(
     if title:
         fig.suptitle(title, fontsize="small")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)

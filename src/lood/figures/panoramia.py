@@ -10,16 +10,16 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from lood.figures.common import as_image, log_axes, save_figure
+from lood.figures.common import as_image, log_axes, plot_settings, save_figure, set_theme
+from lood.figures.spec import PlotSpec
 from lood.privacy.dp_tables import experiment_label
 
 
 def panoramia_samples_figure(
     grid: Mapping[str, np.ndarray],
     outputs: Sequence[str | os.PathLike[str]],
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
     title: str = "",
 ) -> None:
     """One column per class: the ``real`` images above, the ``generated`` ones below.
@@ -27,6 +27,7 @@ def panoramia_samples_figure(
     ``grid`` holds ``real`` and ``generated`` ``[C, k, d]`` raw-space images (NaN: no image),
     ``image_shape`` and ``classes`` (original labels), as the generator rule saves them.
     """
+    plots = plot_settings(plots)
     real, fake = np.asarray(grid["real"]), np.asarray(grid["generated"])
     shape = tuple(int(s) for s in grid["image_shape"])
     classes = [int(c) for c in grid["classes"]]
@@ -50,7 +51,7 @@ def panoramia_samples_figure(
             axes[i, 0].set_ylabel(label, fontsize="small")
     fig.suptitle(title or "real (top) and generated (bottom)", fontsize="small")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
 
 
 def panoramia_curves_figure(
@@ -58,14 +59,12 @@ def panoramia_curves_figure(
     thresholds: pd.DataFrame,
     curves: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Left: precision against recall of the baseline and of each target's MIA over every cut of
     the ranking. Right: the lower bound at each threshold of the grid (c for the baseline, c + eps
     for the MIAs) with the ceiling; the best of each is the reported bound."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     fig, (ax_pr, ax_b) = plt.subplots(1, 2, figsize=(10.0, 4.0))
     styles = {-1: {"color": "k", "lw": 1.8, "label": "baseline (helper model only)"}}
     for i, t in enumerate(summary["target"]):
@@ -94,21 +93,19 @@ def panoramia_curves_figure(
     ax_b.set_title(f"bounds per threshold, {summary['correction'].iloc[0]} at {conf:.0%}")
     ax_b.legend(fontsize="x-small", loc="upper left")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
 
 
 def panoramia_comparison_figure(
     table: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Per experiment (one row of :func:`lood.privacy.panoramia_tables.panoramia_comparison`):
     the accountant's epsilon, the one-run audit's best bound, PANORAMIA's {c+eps}_lb, c_lb and
     eps_tilde (range over the targets) on one epsilon axis; the retrained-model MIA AUC and the
     NNGP KL LOOD of the differing records beside it."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     names = list(table["experiment"])
     xs = np.arange(len(names))
     ratios = [max(3.0, 1.3 * len(names)), max(1.6, 0.6 * len(names)), max(1.6, 0.6 * len(names))]
@@ -164,4 +161,4 @@ def panoramia_comparison_figure(
         a.set_xticks(xs, names, fontsize="x-small", rotation=30, ha="right",
                      rotation_mode="anchor")  # fmt: skip
     fig.tight_layout(rect=(0.0, 0.12, 1.0, 1.0))
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)

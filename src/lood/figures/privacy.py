@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from lood.figures.common import log_axes, save_figure
+from lood.figures.common import log_axes, save_figure, set_theme
+from lood.figures.spec import PlotSpec
 from lood.privacy.dp_tables import experiment_label
 from lood.stats import correlation_stats
 
@@ -37,13 +37,11 @@ def _paired_strip(ax: plt.Axes, long: pd.DataFrame, metric: str, labels: list[st
 def dp_figure(
     long: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Three panels on the same records: MIA AUC per experiment, empirical LOOD per experiment
     (log scale), and MIA AUC against the NNGP KL LOOD, one colour per experiment."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     long = long.copy()
     names = list(dict.fromkeys(long["experiment"]))
     eps = {e: float(long.loc[long.experiment == e, "epsilon"].iloc[0]) for e in names}
@@ -75,20 +73,18 @@ def dp_figure(
     axes[2].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle(f"DP-SGD vs non-DP training on the same {long.differ_idx.nunique()} records")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
 
 
 def audit_figure(
     runs: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
-    style: str = "whitegrid",
-    context: str = "paper",
-    dpi: int = 150,
+    plots: PlotSpec | None = None,
 ) -> None:
     """Per experiment: the accountant's epsilon (bar; none for non-DP) and every run's audit lower
     bound (dots) at the audit's confidence. ``runs``: rows of the audit tables plus experiment
     and eps_accountant columns."""
-    sns.set_theme(style=style, context=context)
+    plots = set_theme(plots)
     names = list(dict.fromkeys(runs["experiment"]))
     fig, ax = plt.subplots(figsize=(max(4.0, 1.5 * len(names) + 1.5), 3.8))
     top = 0.0
@@ -115,7 +111,7 @@ def audit_figure(
     uniq = dict(zip(labs, handles, strict=False))
     ax.legend(uniq.values(), uniq.keys(), fontsize="x-small", loc="upper right")
     fig.tight_layout()
-    save_figure(fig, outputs, dpi=dpi)
+    save_figure(fig, outputs, dpi=plots.dpi)
 
 
 def _as_rows(name: str, images: np.ndarray, d: int) -> np.ndarray:

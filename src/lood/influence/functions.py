@@ -21,6 +21,7 @@ from lood.influence.autodiff import (
     per_example_grads,
     unflatten,
 )
+from lood.influence.spec import InfluenceSpec
 from lood.train.models import Params
 
 METHODS = ("cg", "lissa")
@@ -241,22 +242,18 @@ def influence_self(
     y_train: torch.Tensor,
     x_query: torch.Tensor,
     y_query: torch.Tensor,
-    damping: float,
-    method: str = "cg",
-    curvature: str = "hessian",
-    cg_tol: float = 1e-6,
-    cg_max_iter: int = 100,
-    lissa_scale: float = 10.0,
-    lissa_depth: int = 1000,
-    hvp_batch_size: int = 0,
-    dtype: torch.dtype = torch.float64,
+    spec: InfluenceSpec,
 ) -> InfluenceResult:
     """Koh-Liang self-influence ``g^T (H + damping I)^-1 g`` of each query record.
 
     H is the Hessian of the mean training loss over (x_train, y_train) at ``params`` (one model,
     unstacked), or its Gauss-Newton approximation (``curvature="gauss_newton"``, always positive
-    semi-definite); g the loss gradient at the query record. Computed in ``dtype`` (float64).
+    semi-definite); g the loss gradient at the query record. ``spec`` gives the damping, the
+    solver (``method``: cg or lissa, with ``cg_tol``, ``cg_max_iter``, ``lissa_scale``,
+    ``lissa_depth``), the ``curvature`` and ``hvp_batch_size``. Computed in float64.
     """
+    damping, method, curvature = spec.damping, spec.method, spec.curvature
+    dtype = torch.float64
     if method not in METHODS:
         raise ValueError(f"influence.method must be one of {METHODS}, got {method!r}")
     if curvature not in CURVATURES:
@@ -267,7 +264,7 @@ def influence_self(
     p = cast_params(params, dtype, device)
     xt, xq = x_train.to(dtype), x_query.to(dtype)
     make = hvp_operator if curvature == "hessian" else ggn_operator
-    hvp = make(p, arch, loss, xt, y_train, batch_size=hvp_batch_size)
+    hvp = make(p, arch, loss, xt, y_train, batch_size=spec.hvp_batch_size)
 
     def damped(v: torch.Tensor) -> torch.Tensor:
         return hvp(v) + damping * v
@@ -276,9 +273,9 @@ def influence_self(
     with torch.no_grad():
         losses = example_losses(p, arch, loss, xq, y_query).cpu().numpy()
     if method == "cg":
-        sol = conjugate_gradient(damped, g.T, tol=cg_tol, max_iter=cg_max_iter)
+        sol = conjugate_gradient(damped, g.T, tol=spec.cg_tol, max_iter=spec.cg_max_iter)
     else:
-        sol = lissa(damped, g.T, scale=lissa_scale, depth=lissa_depth, tol=cg_tol)
+        sol = lissa(damped, g.T, scale=spec.lissa_scale, depth=spec.lissa_depth, tol=spec.cg_tol)
     scores = (g.T * sol.x).sum(0)
     return InfluenceResult(
         self_influence=scores.detach().cpu().numpy(),

@@ -1,22 +1,52 @@
-"""NNGP estimate of leave-one-out distinguishability (LOOD).
+"""GP estimate of leave-one-out distinguishability (LOOD), under the NNGP or the NTK.
 
-The infinite-width limit of the fully connected network in :mod:`lood.arch` is a Gaussian process
-with the NNGP kernel ``K``. With noise ``sigma2`` the GP posterior given the training set ``D`` and
-given ``D`` without record ``i`` are two Gaussians per query; LOOD compares them (KL divergence,
-squared distance of means, AUC of the optimal likelihood-ratio test).
+One code path serves both kernels, as neural-tangents' ``get="nngp"`` / ``get="ntk"`` do. A fit
+holds the prior covariance ``K`` (the NNGP kernel) and the operator that maps targets to output
+means, ``mean(q) = Theta_qD A Y`` with ``A = (Theta_DD + s I)^-1`` and ``s = sigma2``:
 
-Only one Cholesky factorisation of ``K_DD + sigma2 I`` is ever computed. Removing record ``i`` is a
-rank-one downdate of the inverse ``A`` (block inverse / Schur complement)::
+* NNGP (``Theta = K``): the Bayesian GP posterior given ``D`` with noise ``s``;
+* NTK-GP (``Theta`` the NTK): an infinitely wide network trained to convergence by gradient
+  descent on the MSE (neural-tangents' ``gradient_descent_mse_ensemble(..., t=None,
+  get="ntk")``), whose outputs over the random initialisation have, with ``u(q) = A Theta_Dq``,
+  ``cov(q, q') = K_qq' + u^T K_DD u' - u^T K_Dq' - K_qD u'``.
 
-    A_{-i} = A - A e_i e_i^T A / A_ii          (restricted to D \\ {i}; row/column i become 0)
-    mean_out(q) = mean_in(q) - u_i alpha_i / A_ii,   u = A k_q, alpha = A Y
+Both are ``cov = K_qq' + u^T C u' - u^T K_Dq' - K_qD u'`` with ``C = K_DD + s I`` (NNGP, noisy
+targets, giving ``K_qq' - K_qD A K_Dq'``) or ``C = K_DD`` (NTK-GP); the functions below branch on
+the kernel only where the closed forms differ. LOOD compares the output Gaussians given ``D`` and
+given ``D`` without record ``i`` (KL divergence summed over classes, squared distance of means, AUC
+of the optimal likelihood-ratio test).
+
+Only one Cholesky factorisation of ``Theta_DD + s I`` is ever computed. Removing record ``i`` is a
+rank-one downdate of ``A`` (block inverse / Schur complement); with ``a_i = A e_i`` the weights
+without ``i`` are ``u_out = u - a_i c``, ``c = u_i / A_ii``, and ``mean_out = mean_in - c alpha_i``
+(``alpha = A Y``). NNGP::
+
     var_out(q)  = var_in(q) + u_i^2 / A_ii
     cov_out(Q)  = cov_in(Q) + u_i u_i^T / A_ii       (u_i = row i of A K_DQ)
 
-so each record costs O(N M) after the factorisation instead of another O(N^3) solve.
+NTK-GP (the covariance contains ``A K_DD A``, so more than the downdate of ``A``)::
+
+    cov_out  = cov_in - c h'^T - h c'^T + g c c'^T,
+    h = (A K_DD u)_i - (A K_Dq)_i,   g = (A K_DD A)_ii.
+
+At the query ``q = x_i`` itself (``p = s A_ii``, ``G = A K_DD A``) the closed forms are::
+
+    NNGP:    mean_in = y_i - s alpha_i,  var_in = s (1 - p),   var_out = s (1 - p) / p
+    NTK-GP:  mean_in = y_i - s alpha_i,  var_in = s^2 G_ii,    var_out = G_ii / A_ii^2
+             mean_out = mean_in - (1 - s A_ii) / A_ii alpha_i   (both)
+
+They avoid the general ``var_in``'s cancellation (``var_in`` is O(s) or O(s^2)) and use column
+``i`` of the training kernel: a separate kernel call at ``x_i`` (as neural-tangents makes) differs
+by ~1e-8 relative, since the relu kernels' arccos amplifies roundoff at coincident inputs. Each
+record costs O(N M) (NNGP) or O(N^2) (NTK-GP) after the factorisation instead of another O(N^3)
+solve.
 
 Variances are those of the latent function (no observation noise added), shared across the C
-output classes because every class uses the same kernel.
+output classes because every class uses the same kernel. The NTK-GP's ``s`` is absolute:
+neural-tangents' default ``diag_reg_absolute_scale=False`` multiplies ``diag_reg`` by
+``trace(Theta_DD) / N``, which changes when a record is removed; convert once with
+:func:`absolute_diag_reg` and keep ``s`` fixed for D and D \\ {i}. The kernels come from
+:mod:`lood.nngp.kernel` (neural-tangents, jax); this module is numpy only.
 """
 
 from __future__ import annotations
@@ -76,19 +106,21 @@ def centred_one_hot(y: Any, n_classes: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class GPFit:
-    """One Cholesky factorisation of ``K_DD + (sigma2 + jitter) I`` and what LOOD needs from it.
+    """One Cholesky factorisation of ``Theta_DD + (sigma2 + jitter) I`` and what LOOD needs from it.
 
-    ``A`` (the full inverse) is formed on first access from the factor (LAPACK ``potri``) and
-    cached; the per-record paths only need rows of ``A`` and solve for those, which keeps a
-    handful of records at one factorisation plus O(P N^2).
+    ``K`` is the prior covariance (the NNGP kernel ``K_DD``), ``theta`` the NTK ``Theta_DD`` of an
+    NTK-GP or ``None`` for the NNGP (``Theta = K``). ``A`` (the full inverse) is formed on first
+    access from the factor (LAPACK ``potri``) and cached; the per-record paths only need rows of
+    ``A`` and solve for those, which keeps a handful of records at one factorisation plus O(P N^2).
     """
 
-    chol: np.ndarray  # lower Cholesky factor L (upper triangle is not meaningful)
+    chol: np.ndarray  # lower Cholesky factor L of Theta_DD + noise I (upper triangle meaningless)
     alpha: np.ndarray  # A @ Y [N, C]
     Y: np.ndarray  # regression targets [N, C]
+    K: np.ndarray  # NNGP kernel K_DD [N, N]: the prior covariance (the covariance at init)
     sigma2: float
     jitter: float  # absolute jitter added to the diagonal on top of sigma2 (0 if none)
-    k_diag: np.ndarray  # diag(K_DD) [N]
+    theta: np.ndarray | None = None  # NTK Theta_DD [N, N] of an NTK-GP; None: NNGP (Theta = K)
     _A: np.ndarray | None = field(default=None, repr=False)
     _diag_A: np.ndarray | None = field(default=None, repr=False)
 
@@ -101,13 +133,23 @@ class GPFit:
         return int(self.alpha.shape[1])
 
     @property
+    def ntk(self) -> bool:
+        """Whether this is the NTK-GP (else the NNGP posterior)."""
+        return self.theta is not None
+
+    @property
+    def k_diag(self) -> np.ndarray:
+        """``diag(K_DD)`` [N]: the prior variance at each training record."""
+        return np.diagonal(self.K)
+
+    @property
     def noise(self) -> float:
         """Effective diagonal noise ``sigma2 + jitter`` actually used in the factorisation."""
         return float(self.sigma2 + self.jitter)
 
     @property
     def A(self) -> np.ndarray:
-        """``(K_DD + noise I)^-1`` [N, N], computed once from the Cholesky factor."""
+        """``(Theta_DD + noise I)^-1`` [N, N], computed once from the Cholesky factor."""
         if self._A is None:
             inv, info = scipy.linalg.lapack.dpotri(self.chol, lower=1)
             if info != 0:
@@ -131,13 +173,23 @@ class GPFit:
         """Rows ``A[idx, :]`` [P, N]; sliced from the cached inverse or by P solves."""
         if self._A is not None:
             return self._A[idx]
+        return self.unit_solve(idx).T
+
+    def unit_solve(self, idx: np.ndarray) -> np.ndarray:
+        """Columns ``A e_i`` [N, P] for ``i`` in ``idx``, always by P solves."""
         e = np.zeros((self.n, len(idx)), dtype=np.float64)
         e[idx, np.arange(len(idx))] = 1.0
-        return scipy.linalg.cho_solve((self.chol, True), e, check_finite=False).T
+        return self.solve(e)
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``A @ b`` by two triangular solves."""
         return scipy.linalg.cho_solve((self.chol, True), b, check_finite=False)
+
+
+def absolute_diag_reg(theta_dd: Any, diag_reg: float) -> float:
+    """neural-tangents' relative ``diag_reg`` in absolute units: ``diag_reg * trace(Theta_DD) / N``."""
+    t = np.asarray(theta_dd, dtype=np.float64)
+    return float(diag_reg * np.trace(t) / t.shape[0])
 
 
 def _cholesky_with_jitter(
@@ -170,8 +222,19 @@ def _cholesky_with_jitter(
     )
 
 
-def fit_gp(K_DD: Any, Y: Any, sigma2: float) -> GPFit:
-    """Factorise ``K_DD + sigma2 I`` once (Cholesky, with a jitter fallback) and solve for ``Y``.
+def _square(m: Any, n: int | None, name: str) -> np.ndarray:
+    a = np.asarray(m, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0 or n not in (None, a.shape[0]):
+        want = "a non-empty square matrix" if n is None else f"[{n}, {n}]"
+        raise ValueError(f"{name} must be {want}, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains non-finite values")
+    return a
+
+
+def fit_gp(K_DD: Any, Y: Any, sigma2: float, Theta_DD: Any | None = None) -> GPFit:
+    """Factorise ``Theta_DD + sigma2 I`` once and solve for ``Y``: the NNGP without ``Theta_DD``
+    (``Theta = K``, with a jitter fallback), else the NTK-GP (absolute ``sigma2``, no jitter).
 
     ``Y`` is [N, C] (e.g. :func:`centred_one_hot`) or [N]. Everything downstream (posterior, LOO
     downdates, LOOD) reuses this single O(N^3) factorisation.
@@ -179,11 +242,8 @@ def fit_gp(K_DD: Any, Y: Any, sigma2: float) -> GPFit:
     sigma2 = float(sigma2)
     if not np.isfinite(sigma2) or sigma2 <= 0:
         raise ValueError(f"sigma2 (nngp.sigma2) must be > 0, got {sigma2}")
-    K = np.asarray(K_DD, dtype=np.float64)
-    if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
-        raise ValueError(f"K_DD must be a non-empty square matrix, got shape {K.shape}")
-    if not np.all(np.isfinite(K)):
-        raise ValueError("K_DD contains non-finite values")
+    theta = None if Theta_DD is None else _square(Theta_DD, None, "Theta_DD")
+    K = _square(K_DD, None if theta is None else theta.shape[0], "K_DD")
     Ya = np.asarray(Y, dtype=np.float64)
     if Ya.ndim == 1:
         Ya = Ya[:, None]
@@ -192,28 +252,55 @@ def fit_gp(K_DD: Any, Y: Any, sigma2: float) -> GPFit:
             f"Y must be [N, C] with N = {K.shape[0]} (K_DD rows), got shape {Ya.shape}"
         )
     n = K.shape[0]
-    k_diag = np.diagonal(K).copy()
-    mat = K + sigma2 * np.eye(n)
-    scale = float(np.mean(np.abs(k_diag)))
-    if scale == 0.0:
-        scale = sigma2
-    chol, jitter = _cholesky_with_jitter(
-        mat, scale, "K_DD + sigma2 I", "increase nngp.sigma2 (or check that the kernel is PSD)"
-    )
+    op = K if theta is None else theta
+    mat = op + sigma2 * np.eye(n)
+    if theta is None:
+        scale = float(np.mean(np.abs(np.diagonal(K))))
+        if scale == 0.0:
+            scale = sigma2
+        chol, jitter = _cholesky_with_jitter(
+            mat, scale, "K_DD + sigma2 I", "increase nngp.sigma2 (or check that the kernel is PSD)"
+        )
+    else:
+        jitter = 0.0
+        try:
+            chol, _ = scipy.linalg.cho_factor(mat, lower=True, check_finite=False)
+        except np.linalg.LinAlgError as err:
+            raise np.linalg.LinAlgError(
+                "Cholesky of Theta_DD + sigma2 I failed; increase sigma2 or check the NTK is PSD"
+            ) from err
     alpha = scipy.linalg.cho_solve((chol, True), Ya, check_finite=False)
-    return GPFit(chol=chol, alpha=alpha, Y=Ya, sigma2=sigma2, jitter=jitter, k_diag=k_diag)
+    return GPFit(chol=chol, alpha=alpha, Y=Ya, K=K, sigma2=sigma2, jitter=jitter, theta=theta)
 
 
-def _check_queries(fit: GPFit, K_DQ: Any, kqq: Any) -> tuple[np.ndarray, np.ndarray]:
+def _check_queries(
+    fit: GPFit, K_DQ: Any, kqq: Any, Theta_DQ: Any | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``K_DQ`` [N, M], ``kqq`` [M] and the operator's cross kernel (``Theta_DQ``, or ``K_DQ``
+    for the NNGP) as float64 arrays, checked against the fit."""
     kdq = np.asarray(K_DQ, dtype=np.float64)
     if kdq.ndim == 1:
         kdq = kdq[:, None]
     if kdq.ndim != 2 or kdq.shape[0] != fit.n:
         raise ValueError(f"K_DQ must be [N, M] with N = {fit.n}, got shape {kdq.shape}")
+    if fit.ntk != (Theta_DQ is not None):
+        raise ValueError(
+            "Theta_DQ is needed for an NTK-GP fit and only for one"
+            f" (this fit is {'an NTK-GP' if fit.ntk else 'the NNGP'})"
+        )
+    tdq = kdq
+    if Theta_DQ is not None:
+        tdq = np.asarray(Theta_DQ, dtype=np.float64)
+        tdq = tdq[:, None] if tdq.ndim == 1 else tdq
+        if tdq.shape != kdq.shape:
+            raise ValueError(
+                f"K_DQ and Theta_DQ must both be [N, M] with N = {fit.n}, got {kdq.shape}, "
+                f"{tdq.shape}"
+            )
     kq = np.atleast_1d(np.asarray(kqq, dtype=np.float64))
     if kq.shape != (kdq.shape[1],):
         raise ValueError(f"kqq must be [M] with M = {kdq.shape[1]} (K_DQ columns), got {kq.shape}")
-    return kdq, kq
+    return kdq, kq, tdq
 
 
 def _check_records(fit: GPFit, records: Any) -> np.ndarray:
@@ -229,15 +316,46 @@ def _check_records(fit: GPFit, records: Any) -> np.ndarray:
     return rec
 
 
-def posterior(fit: GPFit, K_DQ: Any, kqq: Any) -> tuple[np.ndarray, np.ndarray]:
-    """GP posterior given all of D at M queries: mean [M, C] and latent variance [M].
+def _posterior(
+    fit: GPFit, kdq: np.ndarray, kq: np.ndarray, tdq: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Mean [M, C], variance [M] and (NTK-GP) the weights ``u = A Theta_DQ`` [N, M]."""
+    if not fit.ntk:
+        var = kq - np.einsum("nm,nm->m", kdq, fit.solve(kdq))
+        return kdq.T @ fit.alpha, np.maximum(var, 0.0), None
+    u = fit.solve(tdq)
+    var = kq + np.einsum("nm,nm->m", u, fit.K @ u - 2.0 * kdq)
+    return tdq.T @ fit.alpha, np.maximum(var, 0.0), u
 
-    ``K_DQ`` is [N, M] and ``kqq`` = diag(K_QQ) [M]. The variance is shared by all classes.
+
+def posterior(
+    fit: GPFit, K_DQ: Any, kqq: Any, Theta_DQ: Any | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Output distribution given all of D at M queries: mean [M, C] and latent variance [M].
+
+    ``K_DQ`` is [N, M], ``kqq`` = diag(K_QQ) [M], ``Theta_DQ`` [N, M] the NTK (NTK-GP fits only).
+    The variance is shared by all classes.
     """
-    kdq, kq = _check_queries(fit, K_DQ, kqq)
-    mean = kdq.T @ fit.alpha
-    var = kq - np.einsum("nm,nm->m", kdq, fit.solve(kdq))
-    return mean, np.maximum(var, 0.0)
+    kdq, kq, tdq = _check_queries(fit, K_DQ, kqq, Theta_DQ)
+    mean, var, _ = _posterior(fit, kdq, kq, tdq)
+    return mean, var
+
+
+def joint_posterior(
+    fit: GPFit, K_DQ: Any, K_QQ: Any, Theta_DQ: Any | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Output distribution given all of D at M queries: mean [M, C], covariance [M, M]."""
+    kqq = np.atleast_2d(np.asarray(K_QQ, dtype=np.float64))
+    if kqq.ndim != 2 or kqq.shape[0] != kqq.shape[1]:
+        raise ValueError(f"K_QQ must be a square matrix [M, M], got shape {kqq.shape}")
+    kdq, _, tdq = _check_queries(fit, K_DQ, np.diagonal(kqq), Theta_DQ)
+    if not fit.ntk:
+        cov = kqq - kdq.T @ fit.solve(kdq)
+        return kdq.T @ fit.alpha, 0.5 * (cov + cov.T)
+    u = fit.solve(tdq)
+    cross = u.T @ kdq
+    cov = kqq + u.T @ (fit.K @ u) - cross - cross.T
+    return tdq.T @ fit.alpha, 0.5 * (cov + cov.T)
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,7 +483,7 @@ def gaussian_pair_auc(
 
 
 # --------------------------------------------------------------------------------------------
-# Leave-one-out by rank-one downdate
+# Leave-one-out by downdate
 # --------------------------------------------------------------------------------------------
 def _loo_from_parts(
     mean_in: np.ndarray,
@@ -376,7 +494,7 @@ def _loo_from_parts(
     auc: bool,
     n_quad: int,
 ) -> dict[str, np.ndarray]:
-    """Downdate formulas. mean_in [..., C], var_in [...], u [...] (= (A k_q)_i), alpha_r [..., C]."""
+    """NNGP downdate formulas. mean_in [..., C], var_in [...], u [...] (= (A k_q)_i), alpha_r [..., C]."""
     shift = u / a_rr
     mean_out = mean_in - shift[..., None] * alpha_r
     var_out = var_in + u * shift
@@ -399,6 +517,39 @@ def _loo_from_parts(
     return res
 
 
+def lood_from_moments(
+    mean_in: np.ndarray,
+    var_in: np.ndarray,
+    mean_out: np.ndarray,
+    var_out: np.ndarray,
+    auc: bool,
+    n_quad: int,
+) -> dict[str, np.ndarray]:
+    """LOOD from the two Gaussians (classes share the variance): means [..., C], variances [...].
+
+    KL(out || in) summed over classes, squared mean distance and (optionally) the LR-test AUC.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = kl_isotropic(mean_out, var_out, mean_in, var_in)
+    res = {
+        "mean_in": mean_in,
+        "var_in": var_in,
+        "mean_out": mean_out,
+        "var_out": var_out,
+        "kl": kl,
+        "mean_dist": np.sum((mean_in - mean_out) ** 2, axis=-1),
+    }
+    if auc:
+        res["auc"] = gaussian_pair_auc(mean_in, var_in, mean_out, var_out, n_quad=n_quad)
+    return res
+
+
+def _record_terms(fit: GPFit, rec: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NTK-GP: columns ``a_i = A e_i`` [N, P], ``K_DD a_i`` [N, P] and ``A_ii`` [P] (O(N^2) each)."""
+    a = fit.unit_solve(rec)
+    return a, fit.K @ a, a[rec, np.arange(rec.size)]
+
+
 def loo_pointwise(
     fit: GPFit,
     K_DQ: Any,
@@ -406,40 +557,76 @@ def loo_pointwise(
     records: Any,
     auc: bool = True,
     n_quad: int = 201,
+    Theta_DQ: Any | None = None,
 ) -> dict[str, np.ndarray]:
-    """Pointwise LOOD of each record (rows) at each query (columns), by rank-one downdate.
+    """Pointwise LOOD of each record (rows) at each query (columns), by downdate.
 
     Returns ``mean_in``/``mean_out`` [P, M, C], ``var_in``/``var_out``/``kl``/``mean_dist``/``auc``
-    [P, M]; "in" = posterior given D (which contains the record), "out" = given D minus record i.
-    ``kl`` is KL(out || in) summed over classes, ``mean_dist`` = ||mean_in - mean_out||^2.
+    [P, M]; "in" = given D (which contains the record), "out" = given D minus record i. ``kl`` is
+    KL(out || in) summed over classes, ``mean_dist`` = ||mean_in - mean_out||^2. ``kqq`` =
+    diag(K_QQ) [M]; ``Theta_DQ`` [N, M] for an NTK-GP fit. O(N M P) (NNGP) or O(N^2 (M + P))
+    (NTK-GP) after the factorisation.
     """
-    kdq, kq = _check_queries(fit, K_DQ, kqq)
+    kdq, kq, tdq = _check_queries(fit, K_DQ, kqq, Theta_DQ)
     rec = _check_records(fit, records)
-    mean_q, var_q = posterior(fit, kdq, kq)
-    rows = fit.rows_A(rec)  # [P, N]
-    u = rows @ kdq  # [P, M]: (A k_q)_i
-    a_rr = rows[np.arange(rec.size), rec][:, None]
+    mean_q, var_q, u = _posterior(fit, kdq, kq, tdq)
     p, m = rec.size, kdq.shape[1]
     mean_in = np.broadcast_to(mean_q, (p, m, fit.n_classes)).copy()
     var_in = np.broadcast_to(var_q, (p, m)).copy()
-    alpha_r = np.broadcast_to(fit.alpha[rec][:, None, :], (p, m, fit.n_classes))
-    return _loo_from_parts(mean_in, var_in, u, alpha_r, a_rr, auc, n_quad)
+    if u is None:  # NNGP: rank-one downdate of A alone
+        rows = fit.rows_A(rec)  # [P, N]
+        a_rr = rows[np.arange(rec.size), rec][:, None]
+        alpha_r = np.broadcast_to(fit.alpha[rec][:, None, :], (p, m, fit.n_classes))
+        return _loo_from_parts(mean_in, var_in, rows @ kdq, alpha_r, a_rr, auc, n_quad)
+    a, ka, a_ii = _record_terms(fit, rec)
+    c = u[rec] / a_ii[:, None]  # [P, M]
+    h = ka.T @ u - a.T @ kdq  # [P, M]: (A K u)_i - (A k_q)_i
+    g = np.einsum("np,np->p", a, ka)[:, None]  # [P, 1]: (A K A)_ii
+    mean_out = mean_in - c[..., None] * fit.alpha[rec][:, None, :]
+    var_out = np.maximum(var_in - 2.0 * c * h + g * c**2, 0.0)
+    return lood_from_moments(mean_in, var_in, mean_out, var_out, auc, n_quad)
+
+
+def loo_posterior(
+    fit: GPFit, K_DQ: Any, K_QQ: Any, record: int, Theta_DQ: Any | None = None
+) -> dict[str, np.ndarray]:
+    """Joint output distribution at M queries with and without ``record``, by the downdate.
+
+    Returns ``mean_in``/``mean_out`` [M, C] and ``cov_in``/``cov_out`` [M, M].
+    """
+    mean_in, cov_in = joint_posterior(fit, K_DQ, K_QQ, Theta_DQ)
+    kdq, _, tdq = _check_queries(fit, K_DQ, np.diagonal(cov_in), Theta_DQ)
+    rec = _check_records(fit, [record])
+    if not fit.ntk:
+        a = fit.unit_solve(rec)[:, 0]
+        u = a @ kdq  # (A k_q)_i [M]
+        c = u / a[rec[0]]
+        cov_out = cov_in + np.outer(u, c)
+    else:
+        a, ka, a_ii = _record_terms(fit, rec)
+        u = fit.solve(tdq)
+        c = u[rec[0]] / a_ii[0]  # [M]
+        h = ka[:, 0] @ u - a[:, 0] @ kdq  # (A K u)_i - (A k_q)_i
+        g = float(a[:, 0] @ ka[:, 0])  # (A K A)_ii
+        cov_out = cov_in - np.outer(c, h) - np.outer(h, c) + g * np.outer(c, c)
+    mean_out = mean_in - c[:, None] * fit.alpha[rec[0]][None, :]
+    return {"mean_in": mean_in, "cov_in": cov_in, "mean_out": mean_out, "cov_out": cov_out}
 
 
 def loo_query_set(fit: GPFit, K_DQ: Any, K_QQ: Any, records: Any) -> dict[str, np.ndarray]:
-    """Joint LOOD over a query set (full M x M posterior covariance) for each record: kl, mean_dist [P].
+    """Joint NNGP LOOD over a query set (full M x M posterior covariance) per record: kl, mean_dist [P].
 
     With ``S`` the posterior covariance given D and ``u`` row i of ``A K_DQ``: ``S_out = S + u u^T
     / A_ii`` and ``mu_in - mu_out = u alpha_i^T / A_ii``, so with ``w = u^T S^-1 u / A_ii`` the KL
     summed over classes is ``C/2 (w - log(1 + w)) + ||alpha_i||^2 u^T S^-1 u / (2 A_ii^2)``.
     """
-    kqq_full = np.asarray(K_QQ, dtype=np.float64)
-    if kqq_full.ndim != 2 or kqq_full.shape[0] != kqq_full.shape[1]:
-        raise ValueError(f"K_QQ must be a square matrix [M, M], got shape {kqq_full.shape}")
-    kdq, _ = _check_queries(fit, K_DQ, np.diagonal(kqq_full))
+    if fit.ntk:
+        raise ValueError(
+            "loo_query_set is the NNGP's rank-one form; use loo_posterior for an NTK-GP"
+        )
+    _, cov = joint_posterior(fit, K_DQ, K_QQ)
+    kdq, _, _ = _check_queries(fit, K_DQ, np.diagonal(cov), None)
     rec = _check_records(fit, records)
-    cov = kqq_full - kdq.T @ fit.solve(kdq)
-    cov = 0.5 * (cov + cov.T)
     scale = float(np.mean(np.abs(np.diagonal(cov)))) or 1.0
     chol, _ = _cholesky_with_jitter(
         cov, scale, "the query-set posterior covariance", "are some queries duplicated?"
@@ -457,39 +644,68 @@ def loo_query_set(fit: GPFit, K_DQ: Any, K_QQ: Any, records: Any) -> dict[str, n
     return {"kl": kl, "mean_dist": mean_dist}
 
 
+# --------------------------------------------------------------------------------------------
+# LOOD at query = the record (closed forms)
+# --------------------------------------------------------------------------------------------
+def self_lood_from_parts(
+    diag_A: np.ndarray,
+    alpha: np.ndarray,
+    Y: np.ndarray,
+    sigma2: float,
+    diag_AKA: np.ndarray | None = None,
+    auc: bool = True,
+    n_quad: int = 101,
+) -> dict[str, np.ndarray]:
+    """Closed-form LOOD at query = record from ``diag(A)``, ``alpha``, ``Y`` and, for the
+    NTK-GP, ``diag(A K A)`` (``None``: the NNGP). The privacy onion's downdated inverses feed it;
+    :func:`lood_all` / :func:`lood_self` use the same forms with the NNGP's error checks."""
+    s = float(sigma2)
+    mean_in = Y - s * alpha
+    if diag_AKA is None:  # NNGP
+        one_minus_p = 1.0 - s * diag_A
+        var_in = np.maximum(s * one_minus_p, 0.0)
+        shift = one_minus_p / diag_A
+        return lood_from_moments(
+            mean_in, var_in, mean_in - shift[:, None] * alpha, var_in + one_minus_p * shift, auc,
+            n_quad,
+        )  # fmt: skip
+    c = (1.0 - s * diag_A) / diag_A
+    mean_out = mean_in - c[:, None] * alpha
+    return lood_from_moments(mean_in, s**2 * diag_AKA, mean_out, diag_AKA / diag_A**2, auc, n_quad)
+
+
 def lood_self(
-    fit: GPFit, K_DD: Any, records: Any, auc: bool = True, n_quad: int = 201
+    fit: GPFit, records: Any, auc: bool = True, n_quad: int = 201
 ) -> dict[str, np.ndarray]:
     """LOOD of each record at its own input (query = the record): arrays [P] (means [P, C]).
 
-    Uses the closed forms of :func:`lood_all` (``var_in = s2 (1 - s2 A_ii)``, ``mean_in = y_i -
-    s2 alpha_i``) instead of ``K_ii - k_i^T A k_i``, which cancels catastrophically when ``s2`` is
-    small against ``K_ii`` (relative error ~1e-4 at ``s2 / K_ii = 1e-12``, all of it at 1e-16).
-    Costs O(P N^2) after the factorisation (P solves ``A e_i`` and their residuals against
-    ``K_DD``, which bound the error: a record whose ``var_in`` cannot be computed to
-    :data:`SELF_VAR_RTOL` raises a ``FloatingPointError`` naming it); no full inverse is formed.
+    Uses the closed forms of the module docstring instead of the general posterior: for the NNGP
+    ``K_ii - k_i^T A k_i`` cancels catastrophically when ``s2`` is small against ``K_ii`` (relative
+    error ~1e-4 at ``s2 / K_ii = 1e-12``, all of it at 1e-16). Costs O(P N^2) after the
+    factorisation (P solves ``A e_i``; for the NNGP their residuals against ``K_DD`` bound the
+    error: a record whose ``var_in`` cannot be computed to :data:`SELF_VAR_RTOL` raises a
+    ``FloatingPointError`` naming it); no full inverse is formed.
     """
-    K = np.asarray(K_DD, dtype=np.float64)
-    if K.shape != (fit.n, fit.n):
-        raise ValueError(f"K_DD must be [{fit.n}, {fit.n}], got shape {K.shape}")
     rec = _check_records(fit, records)
-    if not np.allclose(np.diagonal(K)[rec], fit.k_diag[rec], rtol=1e-12, atol=0.0):
-        raise ValueError("K_DD is not the kernel that fit_gp factorised (diagonals differ)")
+    if fit.ntk:
+        a, ka, a_ii = _record_terms(fit, rec)
+        g = np.einsum("np,np->p", a, ka)
+        return self_lood_from_parts(a_ii, fit.alpha[rec], fit.Y[rec], fit.noise, g, auc, n_quad)
     cols = fit.rows_A(rec).T  # [N, P]: A e_i
     a_rr = cols[rec, np.arange(rec.size)]
     one_minus_p = 1.0 - fit.noise * a_rr  # (A K)_ii, also u = (A k_{x_i})_i
     one_minus_p[fit.k_diag[rec] == 0] = 0.0  # a zero kernel row: exactly, not up to rounding
-    _check_self_variance(fit, K, rec, cols, one_minus_p)
+    _check_self_variance(fit, rec, cols, one_minus_p)
     mean_in = fit.Y[rec] - fit.noise * fit.alpha[rec]
     var_in = fit.noise * one_minus_p
     return _loo_from_parts(mean_in, var_in, one_minus_p, fit.alpha[rec], a_rr, auc, n_quad)
 
 
 def _check_self_variance(
-    fit: GPFit, K: np.ndarray | None, rec: np.ndarray, cols: np.ndarray | None, one_minus_p: Any
+    fit: GPFit, rec: np.ndarray, cols: np.ndarray | None, one_minus_p: Any
 ) -> None:
-    """Raise ``FloatingPointError`` naming the records whose ``var_in = s2 (1 - s2 A_ii)`` is not
-    positive, or (given ``K`` and the computed columns ``cols = A e_i`` [N, P]) whose estimated
+    """Raise ``FloatingPointError`` naming the NNGP records whose ``var_in = s2 (1 - s2 A_ii)`` is
+    not positive, or (given the computed columns ``cols = A e_i`` [N, P]) whose estimated
     relative error exceeds :data:`SELF_VAR_RTOL`.
 
     The estimate is a posteriori: with the residual ``r = (K + s2 I) x - e_i`` of the computed
@@ -501,8 +717,8 @@ def _check_self_variance(
     s2 = fit.noise
     omp = np.asarray(one_minus_p, dtype=np.float64)
     rel = np.zeros_like(omp)
-    if K is not None and cols is not None and rec.size:
-        resid = K @ cols + s2 * cols
+    if cols is not None and rec.size:
+        resid = fit.K @ cols + s2 * cols
         resid[rec, np.arange(rec.size)] -= 1.0
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rel = s2 * np.einsum("np,np->p", np.abs(cols), np.abs(resid)) / omp
@@ -525,33 +741,28 @@ def _check_self_variance(
         )
 
 
-def lood_all(
-    fit: GPFit, K_DD: Any | None = None, auc: bool = True, n_quad: int = 101
-) -> dict[str, np.ndarray]:
-    """LOOD of every training record at its own input, arrays [N], in O(N) after ``diag(A)``.
+def lood_all(fit: GPFit, auc: bool = True, n_quad: int = 101) -> dict[str, np.ndarray]:
+    """LOOD of every training record at its own input, arrays [N].
 
-    Closed forms at ``q = x_i`` (``s2`` = effective noise, ``p = s2 A_ii``): ``mean_in = y_i - s2
-    alpha_i``, ``var_in = s2 (1 - p)``, ``u_i = 1 - p``, hence ``var_out = s2 (1 - p) / p``.
-    ``diag(A)`` costs one triangular inverse (~N^3/3) on top of the factorisation. With ``K_DD``
-    the error bound of :func:`lood_self` is checked on the :data:`LOOD_ALL_CHECKED` records with
-    the largest ``p / (1 - p)`` (where cancellation in ``1 - p`` costs most); a record whose
+    NTK-GP: ``A`` (``potri``) plus one N x N product for ``diag(A K A)``. NNGP: O(N) after
+    ``diag(A)`` (one triangular inverse, ~N^3/3, on top of the factorisation); the error bound of
+    :func:`lood_self` is checked on the :data:`LOOD_ALL_CHECKED` records with the largest ``p / (1
+    - p)`` (``p = s2 A_ii``, where cancellation in ``1 - p`` costs most), and a record whose
     ``var_in`` is not positive always raises ``FloatingPointError`` naming it.
     """
-    if K_DD is not None and np.shape(K_DD) != (fit.n, fit.n):
-        raise ValueError(f"K_DD must be [{fit.n}, {fit.n}], got shape {np.shape(K_DD)}")
     s2 = fit.noise
+    if fit.ntk:
+        A = fit.A
+        g = np.einsum("ji,ji->i", fit.K @ A, A)  # diag(A K A), A and K symmetric
+        return self_lood_from_parts(np.diagonal(A).copy(), fit.alpha, fit.Y, s2, g, auc, n_quad)
     a_ii = fit.diag_A()
-    y = fit.Y
     one_minus_p = 1.0 - s2 * a_ii
     one_minus_p[fit.k_diag == 0] = 0.0  # a zero kernel row: exactly, not up to rounding
-    everyone = np.arange(fit.n)
-    _check_self_variance(fit, None, everyone, None, one_minus_p)
-    if K_DD is not None:
-        with np.errstate(divide="ignore"):
-            risk = s2 * a_ii / one_minus_p
-        worst = np.sort(np.argsort(-risk, kind="stable")[:LOOD_ALL_CHECKED])
-        K = np.asarray(K_DD, dtype=np.float64)
-        _check_self_variance(fit, K, worst, fit.rows_A(worst).T, one_minus_p[worst])
-    mean_in = y - s2 * fit.alpha
+    _check_self_variance(fit, np.arange(fit.n), None, one_minus_p)
+    with np.errstate(divide="ignore"):
+        risk = s2 * a_ii / one_minus_p
+    worst = np.sort(np.argsort(-risk, kind="stable")[:LOOD_ALL_CHECKED])
+    _check_self_variance(fit, worst, fit.rows_A(worst).T, one_minus_p[worst])
+    mean_in = fit.Y - s2 * fit.alpha
     var_in = s2 * one_minus_p
     return _loo_from_parts(mean_in, var_in, one_minus_p, fit.alpha, a_ii, auc, n_quad)

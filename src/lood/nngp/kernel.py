@@ -156,7 +156,7 @@ def nngp_diag(arch: Architecture, x: Any, batch_size: int = 256) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# NNGP kernel and NTK together (the NTK-GP of lood.nngp.ntk needs both)
+# NNGP kernel and NTK together (the NTK-GP of lood.nngp.gp needs both)
 # --------------------------------------------------------------------------------------------
 @lru_cache(maxsize=16)
 def _jitted_both(arch: Architecture) -> Any:

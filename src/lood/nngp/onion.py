@@ -14,7 +14,7 @@ the block inverse, O(N^2 k) per layer::
 For the NTK-GP also ``G = A K A``: with ``E = [I, -F]``, ``E A = [A', 0]``, hence
 ``A' K' A' = E G E^T = G_{R'R'} - F G_{SR'} - G_{R'S} F^T + F G_SS F^T``. The LOOD of each
 remaining record then follows from ``diag(A')``, ``alpha'`` (and ``diag(G')``) in closed form:
-:func:`lood.nngp.gp.lood_all` for the NNGP, :func:`lood.nngp.ntk.self_lood_from_parts` for the NTK-GP.
+:func:`lood.nngp.gp.self_lood_from_parts` (the forms of :func:`lood.nngp.gp.lood_all`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
-from lood.nngp.ntk import lood_from_moments, self_lood_from_parts
+from lood.nngp.gp import self_lood_from_parts
 
 
 @dataclass
@@ -49,19 +49,6 @@ def _inverse(mat: np.ndarray) -> np.ndarray:
     return np.tril(inv) + np.tril(inv, -1).T
 
 
-def _nngp_self_lood(
-    diag_A: np.ndarray, alpha: np.ndarray, Y: np.ndarray, s: float, auc: bool, n_quad: int
-) -> dict[str, np.ndarray]:
-    """Closed forms of :func:`lood.nngp.gp.lood_all` from ``diag(A)``, ``alpha`` and ``Y``."""
-    one_minus_p = 1.0 - s * diag_A
-    mean_in = Y - s * alpha
-    var_in = np.maximum(s * one_minus_p, 0.0)
-    shift = one_minus_p / diag_A
-    return lood_from_moments(
-        mean_in, var_in, mean_in - shift[:, None] * alpha, var_in + one_minus_p * shift, auc, n_quad
-    )
-
-
 def privacy_onion(
     K_DD: Any,
     Y: Any,
@@ -75,7 +62,7 @@ def privacy_onion(
     """Peel the ``k`` records of highest KL LOOD ``n_layers`` times, recomputing LOOD by downdates.
 
     ``Theta_DD=None``: NNGP LOOD (GP with kernel ``K_DD`` and noise ``sigma2``); otherwise the
-    NTK-GP LOOD of :mod:`lood.nngp.ntk`. ``Y`` [N, C] are the regression targets. The table has one
+    NTK-GP LOOD of :mod:`lood.nngp.gp`. ``Y`` [N, C] are the regression targets. The table has one
     row per (layer, remaining record), layers 0..n_layers; ``removed`` marks the records peeled
     at that layer (none at the last). Ties in KL are broken by the lower index.
     """
@@ -105,10 +92,8 @@ def privacy_onion(
     frames: list[pd.DataFrame] = []
     for layer in range(n_layers + 1):
         dA = np.diagonal(A).copy()
-        if ntk:
-            res = self_lood_from_parts(dA, np.diagonal(G).copy(), alpha, y[idx], s, auc, n_quad)
-        else:
-            res = _nngp_self_lood(dA, alpha, y[idx], s, auc, n_quad)
+        dG = np.diagonal(G).copy() if ntk else None
+        res = self_lood_from_parts(dA, alpha, y[idx], s, dG, auc, n_quad)
         order = np.lexsort((idx, -res["kl"]))  # highest KL first, ties by index
         peel = np.sort(order[:k]) if layer < n_layers else np.array([], dtype=np.int64)
         cols = {

@@ -37,6 +37,7 @@ import numpy as np
 from lood.arch import Architecture
 from lood.nngp.gp import GPFit, centred_one_hot, fit_gp, loo_pointwise, x_minus_log1p
 from lood.nngp.kernel import nngp_diag, nngp_kernel, stax_network
+from lood.nngp.spec import QuerySpec
 
 INITS = ("random", "record")
 
@@ -218,10 +219,7 @@ def optimize_query(
     obj: LoodObjective,
     record: int,
     q0: np.ndarray,
-    lr: float,
-    n_steps: int,
-    patience: int,
-    tol: float,
+    query: QuerySpec,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     log_every: int = 0,
@@ -233,8 +231,10 @@ def optimize_query(
     its own Adam moments. Ascends ``log KL`` (same maximisers, gradients well scaled whatever the
     size of KL). Stops after ``n_steps`` or when the best KL over all starts has not improved by a
     relative ``tol`` for ``patience`` consecutive steps. The result is the best query of the best
-    start; ``history`` holds that start's KL before each step (and after the last).
+    start; ``history`` holds that start's KL before each step (and after the last). ``query``
+    gives ``lr``, ``n_steps``, ``patience`` and ``tol``.
     """
+    lr, n_steps, patience, tol = query.lr, query.n_steps, query.patience, query.tol
     if n_steps < 0 or patience < 1 or lr <= 0:
         raise ValueError(
             f"need n_steps >= 0, patience >= 1, lr > 0 (got {n_steps}, {patience}, {lr})"

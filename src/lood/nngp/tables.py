@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from lood.nngp.gp import centred_one_hot, fit_gp, lood_all, lood_self
-from lood.nngp.ntk import fit_ntk_gp, ntk_lood_all, ntk_lood_self
 from lood.nngp.onion import privacy_onion
+from lood.nngp.spec import OnionSpec
 
 
 def lood_table(
@@ -28,7 +28,7 @@ def lood_table(
     ``mode="differ"``: one row per differing record (columns differ_idx, label, kl_lood,
     mean_dist_lood, nngp_auc, var_in, var_out). ``mode="all"``: one row per training record
     (column idx instead of differ_idx, plus is_differ). With the NTK ``Theta`` [N, N] the GP is
-    the NTK-GP (:mod:`lood.nngp.ntk`, one factorisation of Theta + sigma2 I); the columns are the
+    the NTK-GP (:mod:`lood.nngp.gp`, one factorisation of Theta + sigma2 I); the columns are the
     same (``nngp_auc`` is then the AUC between the NTK-GP's two Gaussians). Both also carry
     ``jitter`` (added to the diagonal when the Cholesky of K + sigma2 I failed; NNGP only) and
     ``effective_sigma2`` = sigma2 + jitter, the noise every LOOD value of the table was computed
@@ -41,11 +41,11 @@ def lood_table(
         raise ValueError(f"mode must be 'differ' or 'all', got {mode!r}")
     t0 = time.perf_counter()
     Y = centred_one_hot(y_train, n_classes)
+    fit = fit_gp(K, Y, sigma2, Theta_DD=Theta)
     if Theta is None:
-        fit = fit_gp(K, Y, sigma2)
         log.info("factorised N=%d kernel (sigma2=%g, jitter=%g) in %.2fs",
                  len(K), sigma2, fit.jitter, time.perf_counter() - t0)  # fmt: skip
-        noise, what = fit.noise, "NNGP posterior"
+        what = "NNGP posterior"
         if fit.jitter > 0:
             log.warning("nngp.sigma2 = %g was too small for the Cholesky of K + sigma2 I: jitter "
                         "%.3g added, so every LOOD value is computed with effective sigma2 = %.3g "
@@ -53,19 +53,18 @@ def lood_table(
                         "nngp.sigma2 to control the noise yourself.", sigma2, fit.jitter,
                         fit.noise, fit.noise / sigma2)  # fmt: skip
     else:
-        ntk_fit = fit_ntk_gp(K, Theta, Y, sigma2)
         log.info("factorised N=%d NTK (sigma2=%g) in %.2fs", len(K), sigma2,
                  time.perf_counter() - t0)  # fmt: skip
-        fit, noise, what = ntk_fit, sigma2, "NTK-GP mean"
+        what = "NTK-GP mean"
     # mean at the training points, K (K + s2 I)^-1 Y = Y - s2 alpha (Theta for the NTK-GP)
-    mean_self = fit.Y - noise * fit.alpha
+    mean_self = fit.Y - fit.noise * fit.alpha
     train_acc = float(np.mean(mean_self.argmax(axis=1) == y_train))
     log.info("%s train accuracy %.4f", what, train_acc)
     if mode == "differ":
-        res = lood_self(fit, K, differ_idx) if Theta is None else ntk_lood_self(ntk_fit, differ_idx)
+        res = lood_self(fit, differ_idx)
         rows = {"differ_idx": differ_idx, "label": y_train[differ_idx]}
     else:
-        res = lood_all(fit, K) if Theta is None else ntk_lood_all(ntk_fit)
+        res = lood_all(fit)
         idx = np.arange(len(K))
         rows = {"idx": idx, "label": y_train, "is_differ": np.isin(idx, differ_idx)}
     table = pd.DataFrame(
@@ -76,8 +75,8 @@ def lood_table(
             "nngp_auc": res["auc"],
             "var_in": res["var_in"],
             "var_out": res["var_out"],
-            "jitter": getattr(fit, "jitter", 0.0),
-            "effective_sigma2": noise,
+            "jitter": fit.jitter,
+            "effective_sigma2": fit.noise,
         }
     )
     log.info("%s: %d records, KL LOOD median %.3g max %.3g, %.2fs total",
@@ -91,17 +90,18 @@ def onion_table(
     n_classes: int,
     sigma2: float,
     differ_idx: np.ndarray,
-    n_layers: int,
-    k: int,
+    onion: OnionSpec,
     Theta: np.ndarray | None = None,
     logger: logging.Logger | None = None,
 ) -> pd.DataFrame:
-    """The privacy onion (:func:`lood.nngp.onion.privacy_onion`) as one table: a row per (layer,
-    record remaining at that layer) with its label, whether it is a differing record, its KL /
-    mean-distance LOOD, GP AUC and variances, and ``removed`` (peeled at that layer)."""
+    """The privacy onion (:func:`lood.nngp.onion.privacy_onion`, ``onion.n_layers`` peels of
+    ``onion.k`` records) as one table: a row per (layer, record remaining at that layer) with its
+    label, whether it is a differing record, its KL / mean-distance LOOD, GP AUC and variances,
+    and ``removed`` (peeled at that layer)."""
     log = logger or logging.getLogger("lood.onion")
     y_train = np.asarray(y_train)
     t0 = time.perf_counter()
+    n_layers, k = onion.n_layers, onion.k
     res = privacy_onion(K, centred_one_hot(y_train, n_classes), sigma2, n_layers, k,
                         Theta_DD=Theta, auc=True)  # fmt: skip
     tab = res.table.rename(columns={"auc": "nngp_auc"})
