@@ -18,8 +18,6 @@ PUBLIC = {
     "GPFit": "gp",
     "initial_query": "query",
     "kernel_cosine": "query",
-    "kl_gaussians": "gp",
-    "kl_isotropic": "gp",
     "landscape_grid": "landscape",
     "landscape_queries": "landscape",
     "landscape_records": "landscape",
@@ -60,7 +58,6 @@ PUBLIC = {
     "select_sigma2": "evidence",
     "self_lood_from_parts": "ntk",
     "stax_network": "kernel",
-    "x_minus_log1p": "gp",
 }
 __all__ = sorted(PUBLIC)
 __getattr__ = exports(__name__, PUBLIC)

@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from lood.nngp.gp import gaussian_pair_auc, kl_isotropic
+from lood.nngp.gp import gaussian_pair_auc
+from lood.stats import kl_isotropic
 
 
 def absolute_diag_reg(theta_dd: Any, diag_reg: float) -> float:
