@@ -33,7 +33,8 @@ from lood.figures.onion import onion_rise
 from lood.io import load_npz
 from lood.nngp.evidence import resolve_sigma2
 from lood.nngp.tables import lood_table
-from lood.privacy.mia import half_split_auc, margin_score
+from lood.privacy.mia import half_split_auc
+from lood.privacy.signals import margin_score
 from lood.train.jobs import fit_ensemble, out_masks_and_seeds, saved_model_outputs, start_job
 from lood.train.spec import TrainSpec
 

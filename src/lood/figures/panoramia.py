@@ -13,7 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 from lood.figures.common import as_image, log_axes, save_figure
-from lood.privacy.dp_tables import experiment_label
+from lood.privacy.audit import experiment_label
 
 
 def panoramia_samples_figure(
@@ -104,7 +104,7 @@ def panoramia_comparison_figure(
     context: str = "paper",
     dpi: int = 150,
 ) -> None:
-    """Per experiment (one row of :func:`lood.privacy.panoramia_tables.panoramia_comparison`):
+    """Per experiment (one row of :func:`lood.privacy.panoramia.tables.panoramia_comparison`):
     the accountant's epsilon, the one-run audit's best bound, PANORAMIA's {c+eps}_lb, c_lb and
     eps_tilde (range over the targets) on one epsilon axis; the retrained-model MIA AUC and the
     NNGP KL LOOD of the differing records beside it."""

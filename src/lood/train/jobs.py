@@ -37,8 +37,7 @@ from lood.influence.memorization import (
 from lood.influence.spec import MemorizationSpec
 from lood.influence.tracin import Checkpoints, checkpoint_epochs
 from lood.io import atomic_path, savez
-from lood.privacy.audit import audit_table, canary_inclusion
-from lood.privacy.canaries import canary_scores, make_canaries
+from lood.privacy.audit import audit_table, canary_inclusion, canary_scores, make_canaries
 from lood.privacy.spec import AuditSpec
 from lood.train.dp import dp_config, spent_epsilon, train_ensemble_dp, train_opacus
 from lood.train.ensemble import train_ensemble
@@ -309,10 +308,10 @@ def train_role(
 def one_run_audit(job: Job, audit: AuditSpec, experiment: str) -> tuple[pd.DataFrame, dict]:
     """One-run audit (Steinke et al. 2023) of this experiment's training, ``n_runs`` times.
 
-    Canaries are records of D (mislabelled or not, :func:`lood.privacy.canaries.make_canaries`),
+    Canaries are records of D (mislabelled or not, :func:`lood.privacy.audit.canaries.make_canaries`),
     each in a run's training set with probability 1/2; the other records are always in. Every run
     is trained exactly as the experiment's models (DP-SGD when ``train.dp`` is on) and gives its
-    own epsilon lower bound (:func:`lood.privacy.audit.audit_table`) at ``train.dp.delta``.
+    own epsilon lower bound (:func:`lood.privacy.audit.one_run.audit_table`) at ``train.dp.delta``.
     Returns the table (one row per run, with the accountant's epsilon and the run's test
     accuracy) and the arrays (canary indices, labels, inclusion, scores).
     """
