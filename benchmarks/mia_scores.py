@@ -28,8 +28,7 @@ from scipy import stats
 
 import lood.config as lc
 from lood.io import load_npz
-from lood.privacy.attack_tables import stack_models
-from lood.privacy.mia import MIA_SCORES, record_mia
+from lood.privacy.mia import MIA_SCORES, record_mia, stack_models
 
 
 def score_table(base: Path, n_splits: int, seed: int) -> pd.DataFrame:

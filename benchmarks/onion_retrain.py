@@ -34,7 +34,8 @@ from lood.io import load_npz
 from lood.jobs.training import fit_ensemble, out_masks_and_seeds, saved_model_outputs, start_job
 from lood.nngp.evidence import resolve_sigma2
 from lood.nngp.tables import lood_table
-from lood.privacy.mia import half_split_auc, margin_score
+from lood.privacy.mia import half_split_auc
+from lood.privacy.signals import margin_score
 from lood.seeds import derive_seed
 from lood.train.spec import TrainSpec
 

@@ -7,12 +7,18 @@ from typing import Any
 
 import lood.config as lc
 from lood.arch import Architecture
+from lood.privacy.spec import MiaSpec
 from lood.train.spec import TrainSpec
 
 
 def train_spec(train: dict[str, Any]) -> TrainSpec:
     """A ``train`` section with the schema's defaults for every key ``train`` leaves out."""
     return TrainSpec.from_config(lc.deep_merge(lc.section_defaults("train"), train))
+
+
+def mia_spec(**mia: Any) -> MiaSpec:
+    """A ``mia`` section: the schema's defaults (50 splits, seed 0, margin), then ``mia``."""
+    return MiaSpec.from_config(lc.section_defaults("mia") | mia)
 
 
 def make_job(split: Any, model: dict[str, Any] | Architecture, train: dict[str, Any],

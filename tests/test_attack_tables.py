@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from lood.privacy.attack_tables import attack_auc_columns, attack_tables, stack_models
-from lood.privacy.attacks import lira_score
+from lood.privacy.mia.tables import attack_auc_columns, attack_tables, stack_models
+from lood.privacy.signals import lira_score
 from lood.privacy.spec import AttacksSpec
 
 SPEC = dict(enabled=True, score="lira", variance="per_record", rmia_a=0.3, rmia_gamma=1.0,

@@ -8,30 +8,28 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from lood.privacy.attacks import (
-    attack_statistics,
+import lood.config as lc
+from lood.privacy.metrics import (
     balanced_accuracy,
-    free_in_comparison,
-    free_in_pool,
+    mann_whitney,
+    per_record_auc,
+    pooled_metrics,
+    roc_curve,
+    tpr_at_fpr,
+)
+from lood.privacy.mia.attacks import (
     lira_offline,
     lira_offline_loo,
     lira_online,
     lira_online_loo,
-    lira_score,
-    mann_whitney,
-    mse_score,
-    per_record_auc,
-    pooled_metrics,
-    pooled_table,
-    record_pools,
     rmia,
     rmia_loo,
     rmia_marginal,
-    roc_curve,
-    tpr_at_fpr,
-    true_class_log_prob,
-    true_class_margin,
 )
+from lood.privacy.mia.evaluation import attack_statistics, free_in_comparison, pooled_table
+from lood.privacy.mia.pools import AttackInputs, free_in_pool, record_pools
+from lood.privacy.signals import lira_score, mse_score, true_class_log_prob, true_class_margin
+from lood.privacy.spec import AttacksSpec
 
 # ------------------------------------------------------------------------------------ the score
 
@@ -105,7 +103,7 @@ def test_lira_score_three_and_more_classes_match_high_precision():
 
 def test_margin_score_broadcasts_mia_margin():
     """true_class_margin is mia.csv's margin_score over any leading axes; lira_score for C = 2."""
-    from lood.privacy.mia import margin_score
+    from lood.privacy.signals import margin_score
 
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(5, 4, 3))
@@ -123,7 +121,7 @@ def test_margin_score_broadcasts_mia_margin():
 
 def test_mse_score_is_minus_the_training_loss():
     """mse_score is the audit's loss score (one-hot minus 1/C targets) over any leading axes."""
-    from lood.privacy.canaries import canary_scores
+    from lood.privacy.audit.canaries import canary_scores
 
     rng = np.random.default_rng(4)
     outputs = rng.normal(size=(5, 4, 3))
@@ -524,10 +522,20 @@ def test_free_in_pool_indexing():
         np.testing.assert_array_equal(pool[rec], expect)
 
 
+def _inputs(in_outputs, out_outputs, labels, in_test=None, out_test=None, test_labels=None):
+    """The arrays of :func:`_workflow_arrays` (or the first three) as AttackInputs."""
+    return AttackInputs(labels, in_outputs, out_outputs, in_test, out_test, test_labels)
+
+
+def _spec(**settings) -> AttacksSpec:
+    """The ``attacks`` section: the schema's defaults, then ``settings``."""
+    return AttacksSpec.from_config(lc.section_defaults("attacks") | settings)
+
+
 def test_attack_statistics_pairs_records_with_their_models():
     rng = np.random.default_rng(20)
     arrays = _workflow_arrays(rng, strength=[0, 4.0, 0, 0, 0, 0])
-    stats_ = attack_statistics(*arrays)
+    stats_ = attack_statistics(_inputs(*arrays), _spec())
     assert set(stats_) == {"score", "lira_online", "lira_offline", "rmia_online", "rmia_offline"}
     s_in, s_out, _ = record_pools(arrays[0], arrays[1], arrays[2])
     in_outputs, out_all, labels = arrays[:3]
@@ -543,40 +551,40 @@ def test_attack_statistics_pairs_records_with_their_models():
     assert (pooled.n_neg == 6 * 8).all() and (pooled["fp_allowed@0.01"] == 0).all()
     # the 3-D out layout gives the same statistics
     own = out_all[np.arange(6), :, np.arange(6), :]
-    again = attack_statistics(arrays[0], own, *arrays[2:])
+    again = attack_statistics(_inputs(arrays[0], own, *arrays[2:]), _spec())
     for name in stats_:
         np.testing.assert_array_equal(again[name][0], stats_[name][0])
     with pytest.raises(ValueError, match="RMIA needs"):
-        attack_statistics(*arrays[:4])
+        attack_statistics(_inputs(*arrays[:4]), _spec())
     with pytest.raises(ValueError, match="free_in needs"):
-        attack_statistics(arrays[0], own, arrays[2], free_in=True)
+        attack_statistics(_inputs(arrays[0], own, arrays[2]), _spec(free_in=True))
 
 
 def test_free_in_models_sharpen_the_online_attacks():
     rng = np.random.default_rng(21)
     p = 20
     arrays = _workflow_arrays(rng, p=p, k_in=4, k_out=8, strength=rng.uniform(0.5, 2.0, p))
-    table = free_in_comparison(*arrays)
+    table = free_in_comparison(_inputs(*arrays), _spec())
     assert list(table.attack.unique()) == ["lira_online", "rmia_online"]
     assert (table.n_in_pool == 4).all() and (table.n_in_pool_free_in == 4 + 19 * 8).all()
     lira = table[table.attack == "lira_online"]
     assert lira.auc_free_in.mean() > lira.auc.mean() + 0.03
     # without population outputs only LiRA is compared
-    only_lira = free_in_comparison(*arrays[:3])
+    only_lira = free_in_comparison(_inputs(*arrays[:3]), _spec())
     pd.testing.assert_frame_equal(only_lira, lira.reset_index(drop=True))
 
 
 def test_attack_statistics_margin_score_changes_only_lira():
     rng = np.random.default_rng(22)
     arrays = _workflow_arrays(rng, strength=[0, 3.0, 0, 1.0, 0, 0])
-    lira, margin = attack_statistics(*arrays), attack_statistics(*arrays, score="margin")
+    inputs = _inputs(*arrays)
+    lira = attack_statistics(inputs, _spec())
+    margin = attack_statistics(inputs, _spec(score="margin"))
     s_in, s_out, _ = record_pools(*arrays[:3], score="margin")
     np.testing.assert_array_equal(margin["score"][0], s_in)
     np.testing.assert_array_equal(margin["score"][1], s_out)
     assert not np.allclose(margin["score"][0], lira["score"][0])
     for name in ("rmia_online", "rmia_offline"):  # RMIA's signal is the true-class probability
         np.testing.assert_array_equal(margin[name][0], lira[name][0])
-    loss = attack_statistics(*arrays, score="loss")
+    loss = attack_statistics(inputs, _spec(score="loss"))
     np.testing.assert_array_equal(loss["score"][0], mse_score(arrays[0], arrays[2]).T)
-    with pytest.raises(ValueError, match="LiRA score"):
-        attack_statistics(*arrays, score="log_prob")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lood.privacy.audit import (
+from lood.privacy.audit.one_run import (
     AUDIT_COLUMNS,
     audit_table,
     canary_inclusion,

@@ -1,4 +1,4 @@
-"""MI-FACE model inversion (lood.privacy.inversion) against closed forms and independent optimisers."""
+"""MI-FACE model inversion (lood.privacy.reconstruction.inversion) against closed forms and independent optimisers."""
 
 from __future__ import annotations
 
@@ -10,15 +10,31 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+import lood.config as lc
 from lood.arch import Architecture
 from lood.figures.privacy import inversion_figure
-from lood.privacy.inversion import InversionResult, mi_face, pixel_bounds
-from lood.privacy.reconstruction import class_means, reconstruction_metrics
+from lood.privacy.reconstruction.inversion import InversionResult, mi_face, pixel_bounds
+from lood.privacy.reconstruction.quality import class_means, reconstruction_metrics
+from lood.privacy.spec import InversionSpec
 from lood.train.ensemble import train_ensemble
 from lood.train.models import forward, init_params, select_models
 from lood.train.spec import TrainConfig
 
 torch.set_num_threads(1)
+
+
+SETTINGS = ("lr", "n_steps", "patience", "tol", "gamma", "l2", "tv")
+
+
+def inversion_spec(**settings) -> InversionSpec:
+    """The ``inversion`` section: the schema's defaults with tv = 0, then ``settings``."""
+    return InversionSpec.from_config(lc.section_defaults("inversion") | {"tv": 0.0} | settings)
+
+
+def invert(params, arch, **kwargs):
+    """:func:`mi_face` with the settings among ``kwargs`` in its spec, the rest as arguments."""
+    spec = inversion_spec(**{k: kwargs.pop(k) for k in SETTINGS if k in kwargs})
+    return mi_face(params, arch, spec, **kwargs)
 
 
 def linear_arch(n_outputs: int, b_std: float = 0.0) -> Architecture:
@@ -80,7 +96,7 @@ def test_linear_two_class_reaches_box_corner():
     w = np.stack([w1 + delta, w1], axis=1)  # [d, 2]
     arch = linear_arch(2)
     params = {"W0": torch.tensor(w[None], dtype=torch.float32)}
-    res = mi_face(params, arch, lr=5.0, n_steps=2000, patience=20, tol=0.0, bounds=(-1.0, 1.0))
+    res = invert(params, arch, lr=5.0, n_steps=2000, patience=20, tol=0.0, bounds=(-1.0, 1.0))
     assert isinstance(res, InversionResult)
     assert res.x.shape == (1, 2, d) and res.cost.shape == (1, 2)
     corners = np.stack([np.sign(delta), -np.sign(delta)])  # class 0, class 1
@@ -107,7 +123,7 @@ def test_three_class_matches_lbfgsb():
         "W0": torch.tensor(w[None], dtype=torch.float32),
         "b0": torch.tensor(b[None], dtype=torch.float32),
     }
-    res = mi_face(params, arch, lr=0.5, n_steps=3000, patience=100, tol=1e-7, l2=l2,
+    res = invert(params, arch, lr=0.5, n_steps=3000, patience=100, tol=1e-7, l2=l2,
                   bounds=(lo, hi))  # fmt: skip
 
     for cls in range(c):
@@ -140,7 +156,7 @@ def test_one_step_is_gradient_step_with_l2_and_tv():
         z = 1.5 / math.sqrt(arch.width) * h @ w1 + 0.1 * b1
         return 1.0 - softmax(z)[cls] + l2 * float(x @ x) / d + tv * np_tv(x, shape)
 
-    res = mi_face(params, arch, x_init=x0, lr=lr, n_steps=1, tol=0.0, l2=l2, tv=tv,
+    res = invert(params, arch, x_init=x0, lr=lr, n_steps=1, tol=0.0, l2=l2, tv=tv,
                   image_shape=shape)  # fmt: skip
     assert res.n_steps.tolist() == [[1, 1, 1]]
     for cls in range(c):
@@ -163,17 +179,17 @@ def test_batched_equals_separate_models():
     params = init_params(arch, d, [11, 12, 13])
     lo, hi = -np.linspace(0.5, 2.0, d), np.linspace(1.0, 3.0, d)
     kw = dict(lr=0.5, n_steps=150, patience=10, tol=1e-4, l2=0.01, bounds=(lo, hi))
-    together = mi_face(params, arch, **kw)
+    together = invert(params, arch, **kw)
     assert together.x.shape == (3, c, d)
     for k in range(3):
-        alone = mi_face(select_models(params, [k]), arch, **kw)
+        alone = invert(select_models(params, [k]), arch, **kw)
         np.testing.assert_allclose(together.x[k], alone.x[0], rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(together.cost[k], alone.cost[0], rtol=1e-6)
         np.testing.assert_allclose(together.confidence[k], alone.confidence[0], rtol=1e-6)
         np.testing.assert_array_equal(together.n_steps[k], alone.n_steps[0])
     # the models differ, so the per-model results do too (the comparison above is not vacuous)
     assert not np.allclose(together.x[0], together.x[1])
-    again = mi_face(params, arch, **kw)
+    again = invert(params, arch, **kw)
     np.testing.assert_array_equal(again.x, together.x)  # deterministic on CPU
 
 
@@ -183,7 +199,7 @@ def test_best_so_far_early_stopping_and_gamma():
     params = init_params(arch, d, [3, 4])
     # l2 > 0: the cost has a positive floor, so the relative tol stops it; the large step
     # oscillates, so the last iterate is often not the best one
-    res = mi_face(params, arch, lr=5.0, n_steps=400, patience=5, tol=1e-3, l2=0.1,
+    res = invert(params, arch, lr=5.0, n_steps=400, patience=5, tol=1e-3, l2=0.1,
                   bounds=(-3.0, 3.0))  # fmt: skip
     t = res.cost_history.shape[0]
     assert res.n_steps.max() < 400 and t == res.n_steps.max() + 1 and len(res.history) == t
@@ -203,9 +219,9 @@ def test_best_so_far_early_stopping_and_gamma():
     np.testing.assert_allclose(res.history, current.mean(1), rtol=1e-6)
 
     # gamma: stop as soon as the cost is <= gamma
-    start = mi_face(params, arch, n_steps=1, lr=1e-9).cost_history[0]
+    start = invert(params, arch, n_steps=1, lr=1e-9).cost_history[0]
     gamma = float(np.median(start)) * 0.9
-    g = mi_face(params, arch, lr=0.5, n_steps=5000, patience=5000, tol=0.0, gamma=gamma)
+    g = invert(params, arch, lr=0.5, n_steps=5000, patience=5000, tol=0.0, gamma=gamma)
     assert np.all(g.cost <= gamma) and g.n_steps.max() < 5000
     for k in range(2):
         for cls in range(c):
@@ -232,7 +248,7 @@ def test_trained_network_inversions_look_like_their_class():
         np.ones((2, n), dtype=bool), [1, 2],
     )  # fmt: skip
     assert np.all(trained.final_train_accuracy == 1.0)
-    res = mi_face(trained.params, arch, lr=1.0, n_steps=300, bounds=pixel_bounds(x))
+    res = invert(trained.params, arch, lr=1.0, n_steps=300, bounds=pixel_bounds(x))
     assert np.all(res.confidence > 0.9)
     table = reconstruction_metrics(res.x, x, y, 2)
     assert len(table) == 4
@@ -317,13 +333,9 @@ def test_inversion_figure_grid():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"lr": 0.0}, "lr"),
         ({"lr": float("nan")}, "lr"),
-        ({"n_steps": 0}, "n_steps"),
-        ({"patience": 0}, "patience"),
-        ({"tol": -1.0}, "tol"),
-        ({"l2": -0.1}, "l2"),
-        ({"tv": -0.1, "image_shape": (2, 3)}, "tv"),
+        ({"l2": float("inf")}, "l2"),
+        ({"tol": float("nan")}, "tol"),
         ({"tv": 0.1}, "image_shape"),
         ({"image_shape": (2, 2)}, "image_shape"),
         ({"bounds": (1.0, -1.0)}, "bounds"),
@@ -338,17 +350,49 @@ def test_invalid_arguments(kwargs, match):
     arch = linear_arch(3)
     params = init_params(arch, 6, [0])
     with pytest.raises(ValueError, match=match):
-        mi_face(params, arch, **kwargs)
+        invert(params, arch, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"lr": 0.0}, {"n_steps": 0}, {"patience": 0}, {"tol": -1.0}, {"gamma": -0.1}, {"l2": -0.1},
+     {"tv": -0.1}, {"n_steps": 2.5}],
+)  # fmt: skip
+def test_the_schema_rejects_the_ranges_mi_face_relies_on(bad):
+    """mi_face no longer re-checks these ranges: the config schema must."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(lc.section_schema("inversion"))
+    assert validator.is_valid(lc.section_defaults("inversion"))
+    errors = list(validator.iter_errors(lc.section_defaults("inversion") | bad))
+    assert [list(e.absolute_path) for e in errors] == [list(bad)]
 
 
 def test_n_classes_subset_and_x_init_per_class():
     arch = mlp_arch(4)
     params = init_params(arch, 6, [0, 1])
     x0 = np.arange(12, dtype=np.float64).reshape(2, 6) / 10
-    res = mi_face(params, arch, n_classes=2, x_init=x0, n_steps=1, lr=1e-12)
+    res = invert(params, arch, n_classes=2, x_init=x0, n_steps=1, lr=1e-12)
     assert res.x.shape == (2, 2, 6)
     np.testing.assert_allclose(res.x[1], x0, atol=1e-6)  # starts at x0 for every model
     with torch.no_grad():
         probs = torch.softmax(forward(params, arch, torch.tensor(x0, dtype=torch.float32)), -1)
     # the softmax is over all 4 outputs, the target of row c is class c
     np.testing.assert_allclose(res.confidence, probs[:, [0, 1], [0, 1]].numpy(), rtol=1e-5)
+
+
+def test_improves_is_one_rule_for_floats_arrays_and_tensors():
+    """The early-stopping test of MI-FACE and the query optimisation (lood.ascent)."""
+    from lood.ascent import improves
+
+    assert improves(1.0, -math.inf, 0.1) and improves(1.0, -math.inf, 0.0)  # nothing seen yet
+    assert improves(1.2, 1.0, 0.1) and not improves(1.05, 1.0, 0.1)  # relative tol
+    assert improves(-0.9, -1.0, 0.05) and not improves(-0.96, -1.0, 0.05)  # |best|
+    assert improves(0.85, 1.0, 0.1, minimize=True) and not improves(0.95, 1.0, 0.1, minimize=True)
+    assert improves(5.0, math.inf, 0.1, minimize=True)
+    best = np.array([-np.inf, 1.0, 1.0, 2.0])
+    value = np.array([0.0, 1.2, 1.05, 1.0])
+    np.testing.assert_array_equal(improves(value, best, 0.1), [True, True, False, False])
+    # minimising the negatives is maximising, on tensors as on arrays
+    got = improves(torch.tensor(-value), torch.tensor(-best), 0.1, minimize=True)
+    assert got.tolist() == [True, True, False, False]

@@ -1,9 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import mia_spec
 from scipy.stats import norm
 
-from lood.privacy.mia import half_split_auc, margin_score, mia_table, prediction_difference
+from lood.privacy.mia.retrained import half_split_auc, mia_table, prediction_difference
+from lood.privacy.signals import margin_score
 
 
 @pytest.mark.parametrize("delta", [0.0, 0.5, 1.0, 2.0])
@@ -58,10 +60,10 @@ def test_mia_table_pairs_out_models_with_their_record():
                "test_acc": np.full((2, k), 0.8)}  # fmt: skip
     shard_b = {"records": np.array([9]), "outputs_differ": rng.normal(size=(1, k, p, c)),
                "test_acc": np.full((1, k), 0.7)}  # fmt: skip
-    table = mia_table(differ, models_in, [shard_b, shard_a], n_splits=5)
+    table = mia_table(differ, models_in, [shard_b, shard_a], mia_spec(n_splits=5))
     assert list(table.differ_idx) == [7, 2, 9]
     assert table.loc[1, "mia_auc"] > 0.95
     assert table.loc[0, "mia_auc"] < 0.8 and table.loc[2, "mia_auc"] < 0.8
     assert table.loc[2, "out_test_acc"] == pytest.approx(0.7)
     with pytest.raises(ValueError, match="no out models"):
-        mia_table(differ, models_in, [shard_a])
+        mia_table(differ, models_in, [shard_a], mia_spec())

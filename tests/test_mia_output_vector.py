@@ -9,17 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import mia_spec
 from scipy.stats import multivariate_normal, norm
 from sklearn.metrics import roc_auc_score
 
 import lood.config as lc
-from lood.privacy.mia import (
+from lood.privacy.mia.retrained import (
     half_split_auc,
     half_split_diff,
-    margin_score,
     mia_table,
     output_vector_auc,
 )
+from lood.privacy.signals import margin_score
 from lood.privacy.spec import MiaSpec
 
 
@@ -195,8 +196,10 @@ def test_mia_table_score_columns():
     """Both scores: the AUC is that of the chosen score with seed + position, the margin-score
     columns and pred_diff are the same, pred_diff_halves and mia_score are appended."""
     differ, models_in, shard = _table_inputs()
-    margin = mia_table(differ, models_in, [shard], n_splits=5, seed=2)
-    vector = mia_table(differ, models_in, [shard], n_splits=5, seed=2, score="output_vector")
+    margin = mia_table(differ, models_in, [shard], mia_spec(n_splits=5, seed=2))
+    vector = mia_table(
+        differ, models_in, [shard], mia_spec(n_splits=5, seed=2, score="output_vector")
+    )
     assert list(margin.columns[-2:]) == ["pred_diff_halves", "mia_score"]
     assert set(margin.mia_score) == {"margin"} and set(vector.mia_score) == {"output_vector"}
     same = ["pred_diff", "pred_diff_halves", "in_score_mean", "out_score_std"]
@@ -211,7 +214,7 @@ def test_mia_table_score_columns():
         assert margin.pred_diff_halves[j] == pytest.approx(v[2], abs=0)
     assert not np.allclose(margin.mia_auc, vector.mia_auc)
     with pytest.raises(ValueError, match="'logit'"):
-        mia_table(differ, models_in, [shard], score="logit")
+        mia_table(differ, models_in, [shard], mia_spec(score="logit"))
 
 
 def test_bad_score_is_a_config_error_naming_the_value():

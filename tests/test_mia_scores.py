@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from test_workflow import REPO, snakemake, write_config
 
-from lood.privacy.attack_tables import stack_models
-from lood.privacy.mia import half_split_auc, half_split_diff, margin_score, output_vector_auc
+from lood.privacy.mia.retrained import half_split_auc, half_split_diff, output_vector_auc
+from lood.privacy.mia.tables import stack_models
+from lood.privacy.signals import margin_score
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import mia_spec
 
-from lood.privacy.mia import margin_score, mia_table
+from lood.privacy.mia.retrained import mia_table
+from lood.privacy.signals import margin_score
 
 
 def test_in_and_out_models_keep_their_roles():
@@ -21,7 +23,7 @@ def test_in_and_out_models_keep_their_roles():
     models_in["outputs_differ"][:, 0, 2] += 3.0  # record 4 (label 2) memorised by the in models
     shard = {"records": np.array([4, 11]), "outputs_differ": rng.normal(size=(p, k_out, p, c)),
              "test_acc": np.full((p, k_out), 0.83)}  # fmt: skip
-    table = mia_table(differ, models_in, [shard], n_splits=5)
+    table = mia_table(differ, models_in, [shard], mia_spec(n_splits=5))
     for j, (record, label) in enumerate([(4, 2), (11, 0)]):
         s_in = margin_score(models_in["outputs_differ"][:, j, :], label)
         s_out = margin_score(shard["outputs_differ"][j, :, j, :], label)
@@ -47,7 +49,7 @@ def test_lr_test_fits_on_the_fit_half_only():
     models_in = {"outputs_differ": rng.normal(size=(k, n_rec, c)), "test_acc": np.ones(k)}
     shard = {"records": np.arange(n_rec), "outputs_differ": rng.normal(size=(n_rec, k, n_rec, c)),
              "test_acc": np.ones((n_rec, k))}  # fmt: skip
-    auc = mia_table(differ, models_in, [shard], n_splits=10).mia_auc.to_numpy()
+    auc = mia_table(differ, models_in, [shard], mia_spec(n_splits=10)).mia_auc.to_numpy()
     se = auc.std(ddof=1) / np.sqrt(n_rec)
     assert 0.002 < se < 0.02
     assert abs(auc.mean() - 0.5) < 4 * se, (auc.mean(), se)

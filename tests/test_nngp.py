@@ -14,8 +14,6 @@ from lood.nngp.gp import (
     centred_one_hot,
     fit_gp,
     gaussian_pair_auc,
-    kl_gaussians,
-    kl_isotropic,
     loo_pointwise,
     loo_query_set,
     lood_all,
@@ -23,6 +21,7 @@ from lood.nngp.gp import (
     posterior,
 )
 from lood.nngp.kernel import nngp_diag, nngp_kernel
+from lood.stats import kl_gaussians, kl_isotropic
 
 SIGMA2 = 0.1
 

@@ -10,14 +10,16 @@ import mpmath
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import mia_spec
 
 from lood.arch import Architecture
 from lood.io import write_csv
 from lood.nngp.gp import SELF_VAR_RTOL, centred_one_hot, fit_gp, lood_all, lood_self
 from lood.nngp.kernel import nngp_kernel
 from lood.nngp.tables import lood_table
-from lood.privacy.dp_tables import dp_table, empirical_lood, gaussian_kl
-from lood.privacy.mia import half_split_auc, mia_table
+from lood.privacy.audit.dp_tables import dp_table, empirical_lood
+from lood.privacy.mia.retrained import half_split_auc, mia_table
+from lood.stats import gaussian_kl
 
 ARCH = Architecture(2, 64, "relu", 1.4, 0.0, "ntk", 2)
 
@@ -256,10 +258,10 @@ def test_mia_with_nan_scores_names_record_and_models():
     differ, models_in, shard = _mia_inputs()
     models_in["outputs_differ"][[3, 5], 1, 0] = np.nan  # in models 3 and 5 on record 2
     with pytest.raises(ValueError, match=r"record 2 \(position 1\).*in model\(s\) \[3, 5\]"):
-        mia_table(differ, models_in, [shard], n_splits=3)
+        mia_table(differ, models_in, [shard], mia_spec(n_splits=3))
     differ, models_in, shard = _mia_inputs()
     shard["outputs_differ"][0, 4, 0, 1] = np.inf  # out model 4 of record 7
     with pytest.raises(ValueError, match=r"record 7 \(position 0\).*out model\(s\) \[4\]"):
-        mia_table(differ, models_in, [shard], n_splits=3)
+        mia_table(differ, models_in, [shard], mia_spec(n_splits=3))
     with pytest.raises(ValueError, match=r"out model\(s\) \[1\]"):
         half_split_auc(np.zeros(6), np.array([0.0, np.nan, 1.0, 2.0, 3.0]))

@@ -1,4 +1,4 @@
-"""Tests of the PANORAMIA audit (lood.privacy.panoramia) and its generator (lood.privacy.generator).
+"""Tests of the PANORAMIA audit (lood.privacy.panoramia.audit) and its generator (lood.privacy.panoramia.generator).
 
 Small sizes throughout (scikit-learn's 8x8 digits, d = 64, a few epochs), one torch thread.
 """
@@ -16,16 +16,8 @@ from scipy.special import logit
 from scipy.stats import beta as beta_dist
 
 from lood.arch import Architecture
-from lood.privacy.audit import epsilon_lower_bound
-from lood.privacy.generator import (
-    ConditionalVAE,
-    VAEConfig,
-    load_generator,
-    sample_accuracy,
-    save_generator,
-    train_generator,
-)
-from lood.privacy.panoramia import (
+from lood.privacy.audit.one_run import epsilon_lower_bound
+from lood.privacy.panoramia.audit import (
     SUMMARY_COLUMNS,
     AttackSets,
     bound_ceiling,
@@ -41,6 +33,14 @@ from lood.privacy.panoramia import (
     threshold_bounds,
     train_helper,
     vae_source,
+)
+from lood.privacy.panoramia.generator import (
+    ConditionalVAE,
+    VAEConfig,
+    load_generator,
+    sample_accuracy,
+    save_generator,
+    train_generator,
 )
 from lood.train.spec import TrainConfig
 
@@ -236,8 +236,7 @@ def _audit(sets, targets, classifier="gbdt", seed=0, helper_seed=11):
         model_outputs(helper, ARCH, sets.x_test),
         model_outputs(targets, ARCH, sets.x_train),
         model_outputs(targets, ARCH, sets.x_test),
-        classifier=classifier,
-        seed=seed,
+        panoramia_spec(classifier=classifier, seed=seed),
         threads=1,
     )
 
@@ -468,7 +467,7 @@ def test_stage_jobs_on_digits(digits, tmp_path):
 
 
 def test_comparison_table_by_hand():
-    from lood.privacy.panoramia_tables import COMPARISON_COLUMNS, panoramia_comparison
+    from lood.privacy.panoramia.tables import COMPARISON_COLUMNS, panoramia_comparison
 
     pano = pd.DataFrame({"eps_tilde": [0.5, 1.0, 0.0], "c_lb": 1.0, "c_plus_eps_lb": [1.5, 2.0, 1.0],
                          "ceiling": 3.7, "mia_auc": [0.6, 0.7, 0.5], "baseline_auc": 0.8,

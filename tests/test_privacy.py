@@ -13,12 +13,13 @@ from scipy import integrate, stats
 from lood.data.split import Split
 from lood.figures.privacy import audit_figure, dp_figure
 from lood.jobs.audit import one_run_audit
-from lood.privacy.audit import epsilon_lower_bound
-from lood.privacy.canaries import canary_scores, make_canaries
-from lood.privacy.dp_tables import dp_summary, dp_table, empirical_lood, gaussian_kl
-from lood.privacy.mia import margin_score
-from lood.privacy.reconstruction import inversion_comparison
+from lood.privacy.audit.canaries import canary_scores, make_canaries
+from lood.privacy.audit.dp_tables import dp_summary, dp_table, empirical_lood
+from lood.privacy.audit.one_run import epsilon_lower_bound
+from lood.privacy.reconstruction.quality import inversion_comparison
+from lood.privacy.signals import margin_score
 from lood.privacy.spec import AuditSpec
+from lood.stats import gaussian_kl
 
 MODEL = {"depth": 1, "width": 64, "activation": "relu", "W_std": 1.4142135623730951,
          "b_std": 0.0, "parameterization": "ntk"}  # fmt: skip

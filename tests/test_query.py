@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import train_spec
+from helpers import mia_spec, train_spec
 
 from lood.arch import Architecture
 from lood.data.split import Split
 from lood.jobs.training import out_masks_and_seeds, role_masks_and_seeds
-from lood.nngp.gp import centred_one_hot, fit_gp, kl_gaussians, lood_self
+from lood.nngp.gp import centred_one_hot, fit_gp, lood_self
 from lood.nngp.kernel import nngp_kernel
 from lood.nngp.landscape import (
     landscape_grid,
@@ -29,8 +29,9 @@ from lood.nngp.query import (
     query_lood,
 )
 from lood.nngp.spec import QuerySpec
-from lood.privacy.mia import mia_landscape_table, mia_table
+from lood.privacy.mia.retrained import mia_landscape_table, mia_table
 from lood.seeds import derive_seed
+from lood.stats import kl_gaussians
 
 SIGMA2 = 0.05
 
@@ -248,14 +249,15 @@ def test_mia_landscape_at_a_point_equals_mia_table():
     in_out = rng.standard_normal((k_in, 2, 3, c))  # [K, R, T, C]
     out_out = rng.standard_normal((2, k_out, 3, c)) + 0.5  # [R, K, T, C]
     differ = pd.DataFrame({"differ_idx": [5, 8], "label": [0, 1]})
+    spec = mia_spec(n_splits=7, seed=3)
     table = mia_landscape_table(in_out, out_out, np.array([5, 8]), np.array([0, 1]),
-                                np.array([0, 1]), np.array([-1.0, 0.0, 1.0]), 7, 3)  # fmt: skip
+                                np.array([0, 1]), np.array([-1.0, 0.0, 1.0]), spec)  # fmt: skip
     # the MIA stage on outputs that equal the landscape's at t = 1.0 (index 2)
     models_in = {"outputs_differ": in_out[:, :, 2], "test_acc": np.ones(k_in)}
     models_out = [{"records": np.array([5, 8]), "test_acc": np.ones((2, k_out)),
                    "outputs_differ": np.stack([np.stack([out_out[0, :, 2], out_out[0, :, 2]], 1),
                                                np.stack([out_out[1, :, 2], out_out[1, :, 2]], 1)])}]  # fmt: skip
-    ref = mia_table(differ, models_in, models_out, n_splits=7, seed=3)
+    ref = mia_table(differ, models_in, models_out, spec)
     got = table[table.t == 1.0].reset_index(drop=True)
     np.testing.assert_allclose(got.mia_auc, ref.mia_auc)
     np.testing.assert_allclose(got.mia_auc_std, ref.mia_auc_std)

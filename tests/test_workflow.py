@@ -639,7 +639,7 @@ def test_panoramia_outputs(tiny_run, tmp_path):
     parts = [members[k] for k in ("generator", "attack_train", "attack_test")]
     assert [len(p) for p in parts] == [30, 15, 15]  # fractions 0.5, 0.25, 0.25 of N = 60
     assert len(np.unique(np.concatenate(parts))) == 60
-    from lood.privacy.generator import load_generator
+    from lood.privacy.panoramia import load_generator
 
     vae = load_generator(base / "generator.safetensors")
     assert (vae.d, vae.n_classes, vae.config.hidden) == (64, 2, 32)

@@ -1,13 +1,17 @@
-"""Correlation statistics (Pearson and Spearman with p-values) and their CSV tables."""
+"""Correlation statistics (Pearson and Spearman with p-values) and their CSV tables, and the
+Gaussian KL divergences (one family for the NNGP LOOD and the empirical LOOD of trained models)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 from scipy import stats
 
 from lood.io import write_csv
@@ -46,3 +50,77 @@ def write_correlation_stats(
                     r["x"], r["y"], r["pearson_r"], r["pearson_p"], r["spearman_r"],
                     r["spearman_p"])  # fmt: skip
     return stats_df
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian KL divergences
+# --------------------------------------------------------------------------------------------
+def x_minus_log1p(x: Any, xp: ModuleType = np, terms: int = 6) -> Any:
+    """``x - log(1 + x)`` without cancellation for small ``|x|`` (its Taylor series up to
+    ``x**terms`` there); ``xp`` is numpy or ``jax.numpy`` (the query optimisation differentiates
+    through it)."""
+    if xp is np:
+        x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        direct = x - xp.log1p(x)
+    series = sum((-1) ** k * x**k / k for k in range(2, terms + 1))
+    return xp.where(xp.abs(x) < 1e-3, series, direct)
+
+
+def kl_gaussians(mu0: Any, cov0: Any, mu1: Any, cov1: Any) -> float:
+    """``KL(N(mu0, cov0) || N(mu1, cov1))`` for d-dimensional Gaussians (Cholesky, float64)."""
+    m0 = np.atleast_1d(np.asarray(mu0, dtype=np.float64))
+    m1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    s0 = np.atleast_2d(np.asarray(cov0, dtype=np.float64))
+    s1 = np.atleast_2d(np.asarray(cov1, dtype=np.float64))
+    d = m0.shape[0]
+    if m0.shape != (d,) or m1.shape != (d,) or s0.shape != (d, d) or s1.shape != (d, d):
+        raise ValueError(
+            f"inconsistent shapes: mu0 {m0.shape}, cov0 {s0.shape}, mu1 {m1.shape}, cov1 {s1.shape}"
+        )
+    try:
+        l1 = np.linalg.cholesky(s1)
+        l0 = np.linalg.cholesky(s0)
+    except np.linalg.LinAlgError as err:
+        raise ValueError("covariances must be symmetric positive definite") from err
+    # tr(S1^-1 S0) = ||L1^-1 L0||_F^2,  maha = ||L1^-1 (mu1 - mu0)||^2
+    m = scipy.linalg.solve_triangular(l1, np.column_stack([l0, m1 - m0]), lower=True)
+    trace = float(np.sum(m[:, :d] ** 2))
+    maha = float(np.sum(m[:, d] ** 2))
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(l1))) - np.sum(np.log(np.diagonal(l0))))
+    return 0.5 * (trace + maha - d + logdet)
+
+
+def kl_isotropic(mu0: Any, var0: Any, mu1: Any, var1: Any) -> np.ndarray:
+    """``KL(N(mu0, var0 I_C) || N(mu1, var1 I_C))``, vectorised: mu [..., C], var [...] -> [...].
+
+    Equals the per-class scalar KL summed over the C classes (classes share the variance).
+    """
+    m0 = np.asarray(mu0, dtype=np.float64)
+    m1 = np.asarray(mu1, dtype=np.float64)
+    v0 = np.asarray(var0, dtype=np.float64)
+    v1 = np.asarray(var1, dtype=np.float64)
+    c = m0.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = v0 / v1 - 1.0
+        return 0.5 * (c * x_minus_log1p(x) + np.sum((m1 - m0) ** 2, axis=-1) / v1)
+
+
+def gaussian_kl(mu0: np.ndarray, sd0: np.ndarray, mu1: np.ndarray, sd1: np.ndarray) -> np.ndarray:
+    """KL(N(mu0, sd0^2) || N(mu1, sd1^2)) elementwise.
+
+    A standard deviation of 0 is a point mass (e.g. every DP model gave a record the same score).
+    Equal point masses have KL 0; a point mass against a different point mass, against a Gaussian,
+    or a Gaussian against a point mass are mutually singular: KL = inf (the limits of the formula).
+    Negative or NaN standard deviations and NaN means raise ``ValueError``.
+    """
+    mu0, sd0, mu1, sd1 = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in (mu0, sd0, mu1, sd1))
+    )
+    if np.isnan(mu0).any() or np.isnan(mu1).any() or not ((sd0 >= 0).all() and (sd1 >= 0).all()):
+        raise ValueError("gaussian_kl: means must not be NaN and standard deviations must be >= 0")
+    point0, point1 = sd0 == 0, sd1 == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.log(sd1 / sd0) + (sd0**2 + (mu0 - mu1) ** 2) / (2 * sd1**2) - 0.5
+    same_point = point0 & point1 & (mu0 == mu1)
+    return np.where(point0 | point1, np.where(same_point, 0.0, np.inf), kl)[()]

@@ -6,7 +6,7 @@ import pandas as pd
 
 from lood.io import load_npz, savez, write_csv
 from lood.logs import setup_logging
-from lood.privacy.attack_tables import attack_tables, stack_models
+from lood.privacy.mia import attack_tables, stack_models
 from lood.privacy.spec import AttacksSpec
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

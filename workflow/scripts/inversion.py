@@ -11,8 +11,7 @@ import torch  # noqa: E402
 from lood.arch import Architecture  # noqa: E402
 from lood.data.split import Split  # noqa: E402
 from lood.io import savez, write_csv  # noqa: E402
-from lood.privacy.inversion import mi_face, pixel_bounds  # noqa: E402
-from lood.privacy.reconstruction import reconstruction_metrics  # noqa: E402
+from lood.privacy.reconstruction import mi_face, pixel_bounds, reconstruction_metrics  # noqa: E402
 from lood.privacy.spec import InversionSpec  # noqa: E402
 from lood.seeds import derive_seed  # noqa: E402
 from lood.train.models import load_params, n_models, select_models  # noqa: E402
@@ -27,10 +26,8 @@ params = select_models(params, list(range(k)))
 # x = 0 (the mean image) is a stationary point of bias-free relu networks: start just off it
 rng = np.random.default_rng(derive_seed(p.seed, "inversion"))
 x0 = rng.normal(0.0, p.init_noise, size=split.x_train.shape[1])
-res = mi_face(params, arch, x_init=x0, lr=p.lr, n_steps=p.n_steps, patience=p.patience,
-              tol=p.tol, gamma=p.gamma, l2=p.l2, tv=p.tv,
-              image_shape=tuple(split.image_shape), bounds=pixel_bounds(split.x_train),
-              logger=log)  # fmt: skip
+res = mi_face(params, arch, p, x_init=x0, image_shape=tuple(split.image_shape),
+              bounds=pixel_bounds(split.x_train), logger=log)  # fmt: skip
 x_raw = split.unnormalize(res.x.reshape(-1, res.x.shape[-1])).reshape(res.x.shape)
 # metrics in the normalised (mean-centred) space: raw images all correlate with the mean digit
 metrics = reconstruction_metrics(res.x, split.x_train, split.y_train, split.n_classes)

@@ -14,9 +14,7 @@ table = mia_table(
     differ=pd.read_csv(sm.input.differ),
     models_in=load_npz(sm.input.models_in),
     models_out=[load_npz(p) for p in sm.input.models_out],
-    n_splits=mia.n_splits,
-    seed=mia.seed,
-    score=mia.score,
+    spec=mia,
 )
 write_csv(table, sm.output[0])
 log.info("MIA AUC (score %s) mean %.3f (min %.3f, max %.3f) over %d records", mia.score,

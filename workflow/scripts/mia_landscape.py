@@ -39,8 +39,7 @@ log.info("re-trained out models vs models/out_*.npz on the differing records: ma
 if max_diff > 1e-4:
     log.warning("re-trained out models differ from the stored ones (non-deterministic device?)")
 in_q = saved_model_outputs(sm.input.weights_in, job.arch, queries)
-table = mia_landscape_table(in_q, out_q, records, split.y_train[records], positions, t,
-                            mia.n_splits, mia.seed, mia.score)  # fmt: skip
+table = mia_landscape_table(in_q, out_q, records, split.y_train[records], positions, t, mia)
 write_csv(table, sm.output.table)
 savez(sm.output.outputs, records=records, t=t, in_outputs=in_q, out_outputs=out_q,
       out_outputs_differ=out_differ, stored_out_outputs_differ=stored_differ,

@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from lood.data.split import Split  # noqa: E402
 from lood.io import atomic_path, savez, write_csv  # noqa: E402
 from lood.jobs.panoramia import generate_nonmembers, load_member_split  # noqa: E402
-from lood.privacy.generator import save_generator  # noqa: E402
+from lood.privacy.panoramia import save_generator  # noqa: E402
 from lood.privacy.spec import PanoramiaSpec  # noqa: E402
 
 torch.set_num_threads(sm.threads)

@@ -6,7 +6,7 @@ import pandas as pd
 from lood.figures.correlation import Panel, correlation_figure
 from lood.figures.spec import PlotSpec
 from lood.logs import setup_logging
-from lood.privacy.attack_tables import attack_auc_columns
+from lood.privacy.mia import attack_auc_columns
 from lood.stats import correlation_stats, write_correlation_stats
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

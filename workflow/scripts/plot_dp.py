@@ -7,7 +7,7 @@ from lood.figures.privacy import dp_figure
 from lood.figures.spec import PlotSpec
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.privacy.dp_tables import dp_summary, dp_table, models_epsilon
+from lood.privacy.audit import dp_summary, dp_table, models_epsilon
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_dp")
@@ -23,7 +23,7 @@ long = dp_table(
         for e in names
     }
 )
-# empirical LOOD is inf where one side's scores are all equal (a point mass; lood.privacy.gaussian_kl)
+# empirical LOOD is inf where one side's scores are all equal (a point mass; lood.stats.gaussian_kl)
 write_csv(long, sm.output.table, allow_nan=["epsilon"], allow_inf=["empirical_lood"])
 summary = dp_summary(long)
 write_csv(summary, sm.output.summary, allow_nan=list(summary.columns))

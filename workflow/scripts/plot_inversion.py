@@ -8,7 +8,7 @@ from lood.figures.privacy import inversion_figure
 from lood.figures.spec import PlotSpec
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.privacy.dp_tables import experiment_label, models_epsilon
+from lood.privacy.audit import experiment_label, models_epsilon
 from lood.privacy.reconstruction import class_means, inversion_comparison
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821

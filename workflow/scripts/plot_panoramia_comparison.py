@@ -7,8 +7,8 @@ from lood.figures.panoramia import panoramia_comparison_figure
 from lood.figures.spec import PlotSpec
 from lood.io import load_npz, write_csv
 from lood.logs import setup_logging
-from lood.privacy.dp_tables import models_epsilon
-from lood.privacy.panoramia_tables import panoramia_comparison
+from lood.privacy.audit import models_epsilon
+from lood.privacy.panoramia import panoramia_comparison
 
 sm = snakemake  # type: ignore[name-defined]  # noqa: F821
 log = setup_logging(sm.log[0], "lood.plot_panoramia_comparison")

@@ -14,9 +14,9 @@ import pandas as pd
 from lood.figures.common import save_figure, set_theme
 from lood.figures.correlation import Panel, correlation_figure
 from lood.figures.spec import PlotSpec
-from lood.privacy.attack_tables import attack_auc_columns
+from lood.privacy.mia import attack_auc_columns
 
-#: display names of the attacks of :func:`lood.privacy.attacks.attack_statistics`
+#: display names of the attacks of :func:`lood.privacy.mia.evaluation.attack_statistics`
 ATTACK_LABELS = {
     "score": "raw score",
     "lira_online": "LiRA online",

@@ -13,7 +13,7 @@ import pandas as pd
 
 from lood.figures.common import as_image, log_axes, plot_settings, save_figure, set_theme
 from lood.figures.spec import PlotSpec
-from lood.privacy.dp_tables import experiment_label
+from lood.privacy.audit import experiment_label
 
 
 def panoramia_samples_figure(
@@ -101,7 +101,7 @@ def panoramia_comparison_figure(
     outputs: Sequence[str | os.PathLike[str]],
     plots: PlotSpec | None = None,
 ) -> None:
-    """Per experiment (one row of :func:`lood.privacy.panoramia_tables.panoramia_comparison`):
+    """Per experiment (one row of :func:`lood.privacy.panoramia.tables.panoramia_comparison`):
     the accountant's epsilon, the one-run audit's best bound, PANORAMIA's {c+eps}_lb, c_lb and
     eps_tilde (range over the targets) on one epsilon axis; the retrained-model MIA AUC and the
     NNGP KL LOOD of the differing records beside it."""

@@ -15,7 +15,7 @@ import pandas as pd
 
 from lood.figures.common import log_axes, save_figure, set_theme
 from lood.figures.spec import PlotSpec
-from lood.privacy.dp_tables import experiment_label
+from lood.privacy.audit import experiment_label
 from lood.stats import correlation_stats
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The one-run privacy audit job: the experiment's training with canaries, then the audit.
 
-:mod:`lood.privacy.audit` and :mod:`lood.privacy.canaries` hold the statistics; this job
+:mod:`lood.privacy.audit` (one_run, canaries) holds the statistics; this job
 trains through :func:`lood.jobs.training.fit_ensemble`, as every training job does.
 """
 
@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 
 from lood.jobs.training import Job, fit_ensemble
-from lood.privacy.audit import audit_table, canary_inclusion
-from lood.privacy.canaries import canary_scores, make_canaries
+from lood.privacy.audit import audit_table, canary_inclusion, canary_scores, make_canaries
 from lood.privacy.spec import AuditSpec
 from lood.seeds import derive_seed
 from lood.train.primitives import accuracy
@@ -22,7 +21,7 @@ from lood.train.primitives import accuracy
 def one_run_audit(job: Job, audit: AuditSpec, experiment: str) -> tuple[pd.DataFrame, dict]:
     """One-run audit (Steinke et al. 2023) of this experiment's training, ``n_runs`` times.
 
-    Canaries are records of D (mislabelled or not, :func:`lood.privacy.canaries.make_canaries`),
+    Canaries are records of D (mislabelled or not, :func:`lood.privacy.audit.canaries.make_canaries`),
     each in a run's training set with probability 1/2; the other records are always in. Every run
     is trained exactly as the experiment's models (DP-SGD when ``train.dp`` is on) and gives its
     own epsilon lower bound (:func:`lood.privacy.audit.audit_table`) at ``train.dp.delta``.

@@ -31,20 +31,18 @@ from lood.arch import Architecture
 from lood.data.split import Split
 from lood.io import load_npz, savez
 from lood.jobs.training import Job, fit_ensemble
-from lood.privacy.generator import (
-    ConditionalVAE,
-    VAEConfig,
-    real_data_classifier,
-    train_generator,
-)
 from lood.privacy.panoramia import (
     AttackSets,
+    ConditionalVAE,
     MemberSplit,
     PanoramiaResult,
+    VAEConfig,
     build_attack_sets,
     model_outputs,
     panoramia_audit,
+    real_data_classifier,
     split_members,
+    train_generator,
 )
 from lood.privacy.spec import PanoramiaSpec
 from lood.seeds import derive_seed
@@ -236,14 +234,8 @@ def audit_saved_models(
         helper["outputs_attack_test"],
         model_outputs(params, arch, sets.x_train),
         model_outputs(params, arch, sets.x_test),
+        spec,
         loss=loss,
-        classifier=spec.classifier,
-        use_inputs=spec.use_inputs,
-        confidence=spec.confidence,
-        n_thresholds=spec.n_thresholds,
-        r_min=spec.r_min,
-        correction=spec.correction,
-        seed=spec.seed,
         threads=threads,
     )
     result.summary["target_test_acc"] = accuracy(

@@ -18,8 +18,6 @@ PUBLIC = {
     "initial_query": "query",
     "joint_posterior": "gp",
     "kernel_cosine": "query",
-    "kl_gaussians": "gp",
-    "kl_isotropic": "gp",
     "landscape_grid": "landscape",
     "landscape_queries": "landscape",
     "landscape_records": "landscape",
@@ -55,7 +53,6 @@ PUBLIC = {
     "select_sigma2": "evidence",
     "self_lood_from_parts": "gp",
     "stax_network": "kernel",
-    "x_minus_log1p": "gp",
 }
 __all__ = sorted(PUBLIC)
 __getattr__ = exports(__name__, PUBLIC)

@@ -35,9 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lood.arch import Architecture
-from lood.nngp.gp import GPFit, centred_one_hot, fit_gp, loo_pointwise, x_minus_log1p
+from lood.ascent import improves
+from lood.nngp.gp import GPFit, centred_one_hot, fit_gp, loo_pointwise
 from lood.nngp.kernel import nngp_diag, nngp_kernel, stax_network
 from lood.nngp.spec import QuerySpec
+from lood.stats import x_minus_log1p
 
 INITS = ("random", "record")
 
@@ -277,7 +279,7 @@ def optimize_query(
         best_at[better] = step
         start_best = np.where(better, kl_val, start_best)
         top = float(start_best.max())
-        if not math.isfinite(best) or top > best + tol * abs(best):
+        if improves(top, best, tol):
             best, since = top, 0
         else:
             since += 1

@@ -13,7 +13,7 @@ from lood.settings import Settings
 @dataclass(frozen=True)
 class MiaSpec(Settings):
     """The ``mia`` section: half splits of the Gaussian likelihood-ratio attack and its score
-    (``margin`` | ``output_vector``, :func:`lood.privacy.mia.record_mia`)."""
+    (``margin`` | ``output_vector``, :func:`lood.privacy.mia.retrained.record_mia`)."""
 
     SECTION = "mia"
 
@@ -24,7 +24,8 @@ class MiaSpec(Settings):
 
 @dataclass(frozen=True)
 class AttacksSpec(Settings):
-    """The ``attacks`` section: LiRA and RMIA on the in and out models (:mod:`lood.privacy.attacks`)."""
+    """The ``attacks`` section: LiRA and RMIA on the in and out models
+    (:mod:`lood.privacy.mia.attacks`)."""
 
     SECTION = "attacks"
 
@@ -131,7 +132,7 @@ class GeneratorSpec(Settings):
     temperature: float
 
     def vae_settings(self) -> dict[str, int | float]:
-        """Keyword arguments of :class:`lood.privacy.generator.VAEConfig` (all but sampling)."""
+        """Keyword arguments of :class:`lood.privacy.panoramia.generator.VAEConfig` (all but sampling)."""
         return {k: v for k, v in self.to_config().items() if k != "temperature"}
 
 

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    pass
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -29,7 +25,7 @@ def inversion_comparison(
 ) -> pd.DataFrame:
     """What each attack recovers, one row per (method, experiment or record).
 
-    ``inversions`` maps experiment name to (epsilon, :func:`lood.inversion.reconstruction_metrics`
+    ``inversions`` maps experiment name to (epsilon, :func:`reconstruction_metrics`
     table, MI-FACE confidence [K, C]); MI-FACE rows give the mean over models and classes of the
     correlation with the class mean (its target) and the share of reconstructions closest to
     their own class mean. ``query`` = (records [R], record images [R, d], optimised queries

@@ -12,7 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import roc_auc_score
+
+from lood.privacy.metrics import roc_auc
+from lood.privacy.signals import margin_score
+from lood.privacy.spec import MiaSpec
 
 
 def mia_landscape_table(
@@ -22,17 +25,16 @@ def mia_landscape_table(
     labels: np.ndarray,
     positions: np.ndarray,
     t: np.ndarray,
-    n_splits: int,
-    seed: int,
-    score: str = "margin",
+    spec: MiaSpec,
 ) -> Any:
     """Long table (differ_idx, t, mia_auc, mia_auc_std, in_score_mean, out_score_mean).
 
     ``in_outputs`` [K_in, R, T, C], ``out_outputs`` [R, K_out, T, C]. The MIA at each ``t`` is the
-    workflow's (:func:`record_mia` with the record's label, ``score`` and seed ``mia.seed +
+    workflow's (:func:`record_mia` with the record's label, ``spec.score`` and seed ``spec.seed +
     position`` as in ``mia.csv``), so ``t = 0`` reproduces the record's ``mia_auc``. The score
-    columns are the margin's whatever ``score``.
+    columns are the margin's whatever the score.
     """
+    score, n_splits, seed = spec.score, spec.n_splits, spec.seed
     rows = []
     for i, (record, label, pos) in enumerate(zip(records, labels, positions, strict=True)):
         for j, tj in enumerate(t):
@@ -51,21 +53,6 @@ def mia_landscape_table(
                 }
             )
     return pd.DataFrame(rows)
-
-
-def margin_score(outputs: np.ndarray, label: int) -> np.ndarray:
-    """Scalar MIA score of each model: output of the true class minus the largest other output.
-
-    For two classes and cross-entropy this is LiRA's logit-scaled confidence log(p_y / (1 - p_y));
-    for MSE-trained networks it is the signed margin. ``outputs`` is [K, C]; returns [K].
-    """
-    outputs = np.asarray(outputs, dtype=np.float64)
-    if outputs.ndim != 2:
-        raise ValueError(f"outputs must be [K, C], got shape {outputs.shape}")
-    if not 0 <= label < outputs.shape[1]:
-        raise ValueError(f"label {label} out of range for {outputs.shape[1]} classes")
-    others = np.delete(outputs, label, axis=1)
-    return outputs[:, label] - others.max(axis=1)
 
 
 MIA_SCORES = ("margin", "output_vector")
@@ -124,7 +111,7 @@ def half_split_auc(
         test = np.concatenate([test_in, test_out])
         llr = _gauss_logpdf(test, fit_in) - _gauss_logpdf(test, fit_out)
         labels = np.concatenate([np.ones(len(test_in)), np.zeros(len(test_out))])
-        aucs[s] = roc_auc_score(labels, llr)
+        aucs[s] = roc_auc(labels, llr)
     return float(aucs.mean()), float(aucs.std())
 
 
@@ -232,7 +219,7 @@ def output_vector_auc(
         fit_in, fit_out, test = a[fin] @ basis, b[fout] @ basis, test @ basis
         floor = rtol * top
         llr = _mvn_logpdf(test, fit_in, floor) - _mvn_logpdf(test, fit_out, floor)
-        aucs[s] = roc_auc_score(labels, llr)
+        aucs[s] = roc_auc(labels, llr)
     return float(aucs.mean()), float(aucs.std()), half_split_diff(a, b, n_splits, seed)
 
 
@@ -275,20 +262,18 @@ def mia_table(
     differ: pd.DataFrame,
     models_in: dict[str, np.ndarray],
     models_out: list[dict[str, np.ndarray]],
-    n_splits: int = 50,
-    seed: int = 0,
-    score: str = "margin",
+    spec: MiaSpec,
 ) -> pd.DataFrame:
     """One row per differing record: MIA AUC (mean, std over half splits) and prediction difference.
 
     ``models_in`` / ``models_out`` are the arrays written by the training jobs (see
-    :func:`lood.jobs.training.train_role`). The AUC is :func:`record_mia`'s with ``score`` (``mia.
-    score``: ``margin`` or ``output_vector``), seed ``seed + position``; the ``*_score_*`` columns
-    are always the :func:`margin_score` of each model on the record. Appended after the original
-    columns: ``pred_diff_halves`` (:func:`half_split_diff`) and ``mia_score`` (``score``).
+    :func:`lood.jobs.training.train_role`). The AUC is :func:`record_mia`'s with ``spec.score``
+    (``margin`` or ``output_vector``) on ``spec.n_splits`` half splits, seed ``spec.seed +
+    position``; the ``*_score_*`` columns are always the :func:`margin_score` of each model on the
+    record. Appended after the original columns: ``pred_diff_halves`` (:func:`half_split_diff`)
+    and ``mia_score`` (the score).
     """
-    if score not in MIA_SCORES:
-        raise ValueError(f"mia.score: {score!r} is not one of {list(MIA_SCORES)}")
+    score, n_splits, seed = spec.score, spec.n_splits, spec.seed
     differ_idx = differ["differ_idx"].to_numpy()
     labels = differ["label"].to_numpy()
     position = {int(r): j for j, r in enumerate(differ_idx)}

@@ -26,17 +26,14 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from lood.arch import Architecture
+from lood.ascent import improves
+from lood.privacy.spec import InversionSpec
 from lood.train.models import Params, forward, n_models
-
-if TYPE_CHECKING:
-    pass
-
 
 Bound = np.ndarray | float
 
@@ -157,47 +154,37 @@ def _check_params(params: Params, arch: Architecture) -> int:
 def mi_face(
     params: Params,
     arch: Architecture,
+    spec: InversionSpec,
     n_classes: int | None = None,
     x_init: np.ndarray | None = None,
-    lr: float = 0.1,
-    n_steps: int = 500,
-    patience: int = 50,
-    tol: float = 1e-4,
-    gamma: float = 0.0,
-    l2: float = 0.0,
-    tv: float = 0.0,
     image_shape: tuple[int, ...] | None = None,
     bounds: tuple[Bound, Bound] | None = None,
     logger: logging.Logger | None = None,
 ) -> InversionResult:
     """Invert every model of ``params`` for each of the first ``n_classes`` classes (MI-FACE).
 
-    ``n_classes`` defaults to ``arch.n_outputs`` (the softmax is always over all outputs).
-    ``x_init``: start point ``[d]``, ``[C, d]`` (one per class) or ``[K, C, d]``; default zeros
-    (the mean image of standardised data). ``bounds``: (lo, hi), each a scalar or ``[d]`` (see
-    :func:`pixel_bounds`); None means unconstrained. The start point is projected onto the box
-    too. ``tv`` > 0 needs ``image_shape``. Runs on the device and in the dtype of ``params``;
-    deterministic on CPU. See the module docstring for the cost and the stopping rules.
+    ``spec`` (the ``inversion`` section) gives the step size ``lr``, the stopping rules
+    (``n_steps``, ``patience``, ``tol``, ``gamma``) and the weights ``l2`` and ``tv``, all
+    range-checked by the config schema. ``n_classes`` defaults to ``arch.n_outputs`` (the
+    softmax is always over all outputs). ``x_init``: start point ``[d]``, ``[C, d]`` (one per
+    class) or ``[K, C, d]``; default zeros (the mean image of standardised data). ``bounds``:
+    (lo, hi), each a scalar or ``[d]`` (see :func:`pixel_bounds`); None means unconstrained. The
+    start point is projected onto the box too. ``tv`` > 0 needs ``image_shape``. Runs on the
+    device and in the dtype of ``params``; deterministic on CPU. See the module docstring for
+    the cost and the stopping rules.
     """
     log = logger or logging.getLogger("lood.inversion")
+    lr, n_steps, patience, tol, gamma = spec.lr, spec.n_steps, spec.patience, spec.tol, spec.gamma
+    l2, tv = spec.l2, spec.tv
+    # the schema bounds each setting but lets NaN (and inf) through
+    for name, value in (("lr", lr), ("l2", l2), ("tv", tv), ("tol", tol), ("gamma", gamma)):
+        if math.isnan(value) or (name in ("lr", "l2", "tv") and math.isinf(value)):
+            raise ValueError(f"inversion.{name} must be a finite number, got {value}")
     d = _check_params(params, arch)
     k = n_models(params)
     c = arch.n_outputs if n_classes is None else int(n_classes)
     if not 1 <= c <= arch.n_outputs:
         raise ValueError(f"n_classes must be in [1, {arch.n_outputs}], got {n_classes}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps}")
-    if int(patience) != patience or patience < 1:
-        raise ValueError(f"patience must be an integer >= 1, got {patience}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol}")
-    if math.isnan(gamma):
-        raise ValueError("gamma must be a number, got NaN")
-    for name, value in (("l2", l2), ("tv", tv)):
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     if image_shape is not None:
         image_shape = tuple(int(s) for s in image_shape)
         if math.prod(image_shape) != d:
@@ -266,10 +253,9 @@ def mi_face(
                 active &= ~bad
             history.append(float(torch.nanmean(cost)))
             per_pair.append(torch.where(active, cost, torch.nan).cpu().numpy())
-            first = torch.isinf(best_cost)
             # any decrease gives a new best x; only one by more than tol resets the patience
-            better = active & (first | (cost < best_cost))
-            improved = active & (first | (cost < best_cost - tol * best_cost.abs()))
+            better = active & (torch.isinf(best_cost) | (cost < best_cost))
+            improved = active & improves(cost, best_cost, tol, minimize=True)
             best_cost = torch.where(better, cost, best_cost)
             best_conf = torch.where(better, conf, best_conf)
             best_x = torch.where(better.unsqueeze(-1), x, best_x)

@@ -1,4 +1,4 @@
-"""The attack stage's tables: the training jobs' arrays arranged for :mod:`lood.privacy.attacks`,
+"""The attack stage's tables: the training jobs' arrays arranged for :mod:`lood.privacy.mia.attacks`,
 and per-record, pooled, ROC and free-in-model results of every attack (no torch, no matplotlib).
 """
 
@@ -10,28 +10,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from lood.privacy.attacks import (
-    attack_statistics,
-    free_in_comparison,
-    per_record_auc,
-    pooled_table,
-    roc_curve,
-)
+from lood.privacy.metrics import per_record_auc, roc_curve
+from lood.privacy.mia.evaluation import attack_statistics, free_in_comparison, pooled_table
+from lood.privacy.mia.pools import AttackInputs
 from lood.privacy.spec import AttacksSpec
-
-
-class AttackInputs(NamedTuple):
-    """Model outputs in the layout of :mod:`lood.privacy.attacks` (differing-record order).
-
-    ``in_outputs`` [K_in, P, C], ``out_outputs`` [P, K_out, P, C] (record j's out models on every
-    differing record), ``in_test`` [K_in, M, C], ``out_test`` [P, K_out, M, C], ``labels`` [P].
-    """
-
-    labels: np.ndarray
-    in_outputs: np.ndarray
-    out_outputs: np.ndarray
-    in_test: np.ndarray
-    out_test: np.ndarray
 
 
 def _test_outputs(models: dict[str, np.ndarray], what: str) -> np.ndarray:
@@ -102,12 +84,12 @@ class AttackTables(NamedTuple):
 def attack_tables(
     differ: pd.DataFrame, inputs: AttackInputs, y_test: np.ndarray, spec: AttacksSpec
 ) -> AttackTables:
-    """Every attack of :func:`lood.privacy.attacks.attack_statistics`, evaluated per record and
+    """Every attack of :func:`lood.privacy.mia.evaluation.attack_statistics`, evaluated per record and
     pooled, and the online attacks without and with free in models.
 
     * ``per_record``: ``differ_idx``, ``label`` and per attack ``<attack>_auc``,
       ``<attack>_p_value`` (one-sided Mann-Whitney, in models positive);
-    * ``pooled``: one row per attack (:func:`lood.privacy.attacks.pooled_table`): ``auc``,
+    * ``pooled``: one row per attack (:func:`lood.privacy.mia.evaluation.pooled_table`): ``auc``,
       ``balanced_accuracy``, ``n_pos``, ``n_neg``, ``tpr@<alpha>``, ``fp_allowed@<alpha>``;
     * ``roc``: ``attacks`` (names) and per attack ``<attack>_fpr``, ``<attack>_tpr``,
       ``<attack>_threshold`` of the pooled ROC curve;
@@ -117,10 +99,8 @@ def attack_tables(
     * ``free_in_summary``: per online attack, mean and standard deviation over records of both
       AUCs, their changes, and the records significant at p < 0.05 either way.
     """
-    kw = dict(variance=spec.variance, a=spec.rmia_a, gamma=spec.rmia_gamma, score=spec.score)
-    arrays = (inputs.in_outputs, inputs.out_outputs, inputs.labels, inputs.in_test,
-              inputs.out_test, np.asarray(y_test))  # fmt: skip
-    stats = attack_statistics(*arrays, free_in=spec.free_in, **kw)
+    inputs = inputs._replace(test_labels=np.asarray(y_test))
+    stats = attack_statistics(inputs, spec)
     per_record = differ[["differ_idx", "label"]].reset_index(drop=True).copy()
     roc: dict[str, np.ndarray] = {"attacks": np.array(list(stats))}
     for name, (t_in, t_out) in stats.items():
@@ -131,7 +111,7 @@ def attack_tables(
         for col in ("fpr", "tpr", "threshold"):
             roc[f"{name}_{col}"] = curve[col].to_numpy()
     pooled = pooled_table(stats, spec.alphas)
-    free = free_in_comparison(*arrays, **kw)
+    free = free_in_comparison(inputs, spec)
     free.insert(0, "differ_idx", per_record.differ_idx.to_numpy()[free.record.to_numpy()])
     free.insert(1, "label", per_record.label.to_numpy()[free.record.to_numpy()])
     free = free.drop(columns="record")

@@ -4,7 +4,7 @@ A membership-inference audit that needs no retraining of the target and no real 
 Some of the target's training records (the *members*, D) are split, seeded, into three parts
 (:func:`split_members`):
 
-* a **generator set**, on which a generative model G is trained (:mod:`lood.privacy.generator`);
+* a **generator set**, on which a generative model G is trained (:mod:`lood.privacy.panoramia.generator`);
 * an **attack-training set**: these members plus as many fresh samples of G, each generated
   with the label of one member (so the label distribution carries no signal);
 * an **attack-test set** of slots: slot i holds the i-th member of this part or, with
@@ -24,7 +24,7 @@ scores, v of the r guesses are correct. If the generated data are c-close to the
 most ``e^(c+eps) / (1 + e^(c+eps))`` and so ``P[V >= v] <= P[Binomial(r, e^x / (1 + e^x)) >= v]``
 with x = c + eps for the MIA and x = c for the baseline (no target access, eps = 0). The
 largest x that this rejects at level ``1 - confidence`` is a lower bound on x: the one-run
-audit's bound with delta = 0 (:func:`lood.privacy.audit.epsilon_lower_bound`). This is done at every
+audit's bound with delta = 0 (:func:`lood.privacy.audit.one_run.epsilon_lower_bound`). This is done at every
 guess count r of a grid fixed before the scores are seen (:func:`guess_grid`; each r is the
 score threshold at the r-th highest score), and each classifier's bound is the best over the
 grid. The **multiple-threshold correction** is Bonferroni: with T thresholds each test is run
@@ -39,7 +39,7 @@ features contain the baseline's, so any gain of the MIA comes from querying the 
 r guesses the largest certifiable value is ``log(q / (1 - q))``, ``q = (1 - confidence')^(1/r)``
 (the ``ceiling`` column, at the number of members in the test set).
 
-Ranking ties are broken by slot index (lower index ranks higher), as in :mod:`lood.privacy.audit`;
+Ranking ties are broken by slot index (lower index ranks higher), as in :mod:`lood.privacy.audit.one_run`;
 slots are in random member/generated order, so this does not favour either.
 """
 
@@ -53,11 +53,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
 
 from lood.arch import Architecture
 from lood.privacy.audit import epsilon_lower_bound
-from lood.privacy.spec import member_counts
+from lood.privacy.metrics import roc_auc
+from lood.privacy.signals import mse_score, true_class_margin
+from lood.privacy.spec import PanoramiaSpec, member_counts
 from lood.seeds import derive_seed
 from lood.train.ensemble import train_ensemble
 from lood.train.models import Params, forward, n_models
@@ -167,7 +168,7 @@ class AttackSets:
 
 
 def vae_source(model) -> NonmemberSource:
-    """Non-member source drawing from a :class:`lood.privacy.generator.ConditionalVAE`."""
+    """Non-member source drawing from a :class:`lood.privacy.panoramia.generator.ConditionalVAE`."""
 
     def source(labels: np.ndarray, seed: int) -> np.ndarray:
         return model.sample(np.asarray(labels, dtype=np.int64), seed=seed)
@@ -314,18 +315,14 @@ def output_features(outputs: np.ndarray, labels: np.ndarray, loss: str = "mse") 
     c = out.shape[2]
     if c < 2:
         raise ValueError("output features need at least 2 classes")
-    rows = np.arange(len(labels))
-    at_label = out[:, rows, labels]
     if loss == "mse":
-        target = np.eye(c)[labels] - 1.0 / c
-        per_loss = 0.5 * ((out - target[None]) ** 2).sum(-1)
+        per_loss = -mse_score(out, labels)
     else:
+        rows = np.arange(len(labels))
         mx = out.max(-1, keepdims=True)
         lse = mx[..., 0] + np.log(np.exp(out - mx).sum(-1))
-        per_loss = lse - at_label
-    others = out.copy()
-    others[:, rows, labels] = -np.inf
-    margin = at_label - others.max(-1)
+        per_loss = lse - out[:, rows, labels]
+    margin = true_class_margin(out, labels)
     return np.stack([per_loss.mean(0), margin.mean(0)], axis=1)
 
 
@@ -422,7 +419,7 @@ def threshold_bounds(
     correction: str = "bonferroni",
 ) -> pd.DataFrame:
     """Lower bound (on c for the baseline, c + eps for the MIA) at each guess count of
-    ``r_grid``: :func:`lood.privacy.audit.epsilon_lower_bound` with delta = 0 at the corrected
+    ``r_grid``: :func:`lood.privacy.audit.one_run.epsilon_lower_bound` with delta = 0 at the corrected
     per-threshold confidence. Columns: r, threshold, v, precision, recall, eps_lb."""
     r_grid = np.asarray(r_grid, dtype=np.int64)
     n = len(np.asarray(scores))
@@ -476,7 +473,7 @@ def _as_stack(outputs: np.ndarray, n: int, name: str) -> np.ndarray:
 
 
 def _auc(member: np.ndarray, scores: np.ndarray) -> float:
-    return float(roc_auc_score(member, scores)) if 0 < member.sum() < len(member) else math.nan
+    return roc_auc(member, scores) if 0 < member.sum() < len(member) else math.nan
 
 
 def panoramia_audit(
@@ -485,28 +482,24 @@ def panoramia_audit(
     helper_test: np.ndarray,
     target_train: np.ndarray,
     target_test: np.ndarray,
+    spec: PanoramiaSpec,
     loss: str = "mse",
-    classifier: str = "gbdt",
-    use_inputs: bool = False,
-    confidence: float = 0.95,
-    n_thresholds: int = 20,
-    r_min: int = 10,
-    correction: str = "bonferroni",
-    seed: int = 0,
     threads: int | None = None,
 ) -> PanoramiaResult:
     """Baseline and MIA of every target model, their bounds and eps_tilde.
 
     ``helper_*`` are the helper model(s)' outputs ``[K_h, n, C]`` on ``sets.x_train`` /
     ``sets.x_test`` (features averaged over helpers); ``target_*`` the outputs ``[K, n, C]`` of
-    the K target models (one audit each, same baseline). ``use_inputs`` adds the raw inputs to
-    both classifiers' features: a stronger baseline (so a more trustworthy c_lb), but on MNIST
-    the small VAE's samples are told from real images by their pixels alone (blur), and both
-    bounds then sit at the ceiling (``benchmarks/bench_panoramia.py``). ``loss`` is the
-    targets' training loss (feature definition). ``threads`` caps the classifiers' threads.
+    the K target models (one audit each, same baseline). ``spec`` gives the classifier, the
+    threshold grid (``n_thresholds``, ``r_min``), ``confidence``, ``correction`` and ``seed``;
+    ``spec.use_inputs`` adds the raw inputs to both classifiers' features: a stronger baseline
+    (so a more trustworthy c_lb), but on MNIST the small VAE's samples are told from real images
+    by their pixels alone (blur), and both bounds then sit at the ceiling
+    (``benchmarks/bench_panoramia.py``). ``loss`` is the targets' training loss (feature
+    definition). ``threads`` caps the classifiers' threads.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    confidence, correction = spec.confidence, spec.correction
+    classifier, seed = spec.classifier, spec.seed
     n_tr, n_te = len(sets.y_train), len(sets.y_test)
     member_tr = np.asarray(sets.train_member, dtype=bool)
     member_te = np.asarray(sets.test_member, dtype=bool)
@@ -516,10 +509,10 @@ def panoramia_audit(
     t_te = _as_stack(target_test, n_te, "target_test")
     if t_tr.shape[0] != t_te.shape[0]:
         raise ValueError(f"target_train has {t_tr.shape[0]} models, target_test {t_te.shape[0]}")
-    if use_inputs:
+    if spec.use_inputs:
         h_tr = np.concatenate([h_tr, sets.x_train], axis=1)
         h_te = np.concatenate([h_te, sets.x_test], axis=1)
-    grid = guess_grid(n_te, n_thresholds, r_min)
+    grid = guess_grid(n_te, spec.n_thresholds, spec.r_min)
     conf_t = per_threshold_confidence(confidence, len(grid), correction)
     ceiling = bound_ceiling(int(member_te.sum()), grid, confidence, correction)
 

@@ -13,32 +13,12 @@ import numpy as np
 import pandas as pd
 
 from lood.compare import KEYS, merge_on_records
-from lood.stats import correlation_stats
-
-
-def gaussian_kl(mu0: np.ndarray, sd0: np.ndarray, mu1: np.ndarray, sd1: np.ndarray) -> np.ndarray:
-    """KL(N(mu0, sd0^2) || N(mu1, sd1^2)) elementwise.
-
-    A standard deviation of 0 is a point mass (e.g. every DP model gave a record the same score).
-    Equal point masses have KL 0; a point mass against a different point mass, against a Gaussian,
-    or a Gaussian against a point mass are mutually singular: KL = inf (the limits of the formula).
-    Negative or NaN standard deviations and NaN means raise ``ValueError``.
-    """
-    mu0, sd0, mu1, sd1 = np.broadcast_arrays(
-        *(np.asarray(a, dtype=np.float64) for a in (mu0, sd0, mu1, sd1))
-    )
-    if np.isnan(mu0).any() or np.isnan(mu1).any() or not ((sd0 >= 0).all() and (sd1 >= 0).all()):
-        raise ValueError("gaussian_kl: means must not be NaN and standard deviations must be >= 0")
-    point0, point1 = sd0 == 0, sd1 == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl = np.log(sd1 / sd0) + (sd0**2 + (mu0 - mu1) ** 2) / (2 * sd1**2) - 0.5
-    same_point = point0 & point1 & (mu0 == mu1)
-    return np.where(point0 | point1, np.where(same_point, 0.0, np.inf), kl)[()]
+from lood.stats import correlation_stats, gaussian_kl
 
 
 def empirical_lood(mia: pd.DataFrame) -> np.ndarray:
     """KL(out || in) of the Gaussian fits of the out- and in-model MIA scores (mia.csv columns);
-    inf where one side's scores are all equal and the other's are not (see :func:`gaussian_kl`)."""
+    inf where one side's scores are all equal and the other's are not (see :func:`lood.stats.gaussian_kl`)."""
     return gaussian_kl(
         mia["out_score_mean"], mia["out_score_std"], mia["in_score_mean"], mia["in_score_std"]
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lood.privacy.mia import margin_score
+from lood.privacy.signals import mse_score, true_class_margin
 
 CANARY_MODES = ("mislabel", "clean")
 
@@ -41,19 +41,16 @@ def canary_scores(outputs: np.ndarray, labels: np.ndarray, score: str) -> np.nda
     """Membership scores ``[R, m]`` (higher = more likely trained on) of the canaries.
 
     ``outputs`` [R, m, C] are the R runs' outputs on the canaries, ``labels`` [m] their training
-    labels. ``loss``: minus the squared error to the centred one-hot target (the training loss);
-    ``margin``: the MIA score of :func:`lood.mia.margin_score`.
+    labels. ``loss``: minus the squared error to the centred one-hot target (the training loss,
+    :func:`lood.privacy.signals.mse_score`); ``margin``: the MIA score
+    (:func:`lood.privacy.signals.true_class_margin`).
     """
     outputs = np.asarray(outputs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     if outputs.ndim != 3 or outputs.shape[1] != len(labels):
         raise ValueError(f"outputs must be [R, m={len(labels)}, C], got {outputs.shape}")
     if score == "loss":
-        c = outputs.shape[2]
-        target = np.eye(c)[labels] - 1.0 / c
-        return -0.5 * ((outputs - target[None]) ** 2).sum(-1)
+        return mse_score(outputs, labels)
     if score == "margin":
-        return np.stack(
-            [margin_score(outputs[:, j, :], int(lab)) for j, lab in enumerate(labels)], axis=1
-        )
+        return true_class_margin(outputs, labels)
     raise ValueError(f"audit.score must be one of {CANARY_SCORES}, got {score!r}")
