@@ -1,14 +1,54 @@
-"""Shared test helpers: typed settings from the partial dicts the tests write."""
+"""Shared test helpers: the repository's paths, typed settings from the partial dicts the tests
+write, and running the workflow through the ``snakemake`` CLI."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 import lood.config as lc
 from lood.arch import Architecture
 from lood.privacy.spec import MiaSpec
 from lood.train.spec import TrainSpec
+
+REPO = Path(__file__).resolve().parents[1]  # the repository's root
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+
+
+def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    return subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+
+
+def write_config(path: Path, mutate=None) -> Path:
+    cfg = yaml.safe_load(TINY.read_text())
+    if mutate:
+        mutate(cfg)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def planned_rules(proc: subprocess.CompletedProcess[str]) -> set[str]:
+    """Rule names in the 'Job stats' table of a dry run."""
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return set()
+    table = text.split("Job stats:", 1)[1]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)} - {"total"}
 
 
 def train_spec(train: dict[str, Any]) -> TrainSpec:

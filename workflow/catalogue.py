@@ -5,7 +5,7 @@ PyTorch work can run on a GPU, which settings make it smaller and which stage sw
 Rule names are a workflow concept, so this table lives beside the rules, not in ``lood``:
 ``rules/placement.smk`` gives every rule its threads and resources from it, and
 ``python -m lood.resources`` loads it (:func:`lood.resources.cli.load_catalogue`) to print what
-each job would ask for. tests/test_resources.py checks that it names exactly the rules of
+each job would ask for. tests/unit/resources/test_resources.py checks that it names exactly the rules of
 ``snakemake --list``.
 """
 

@@ -44,7 +44,7 @@ def as_image(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 #: The ``plots`` section's schema defaults, for a figure drawn outside the workflow (figures sit
-#: beside lood.config, so they do not read the schema; tests/test_figures.py pins the two equal).
+#: beside lood.config, so they do not read the schema; tests/unit/figures/test_figures.py pins the two equal).
 DEFAULT_PLOTS = PlotSpec(dpi=150, formats=("png", "pdf"), style="whitegrid", context="paper")
 
 

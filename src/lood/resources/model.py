@@ -11,7 +11,7 @@ The model, kept simple on purpose:
   the arrays the job holds at its peak, counted per array in each function). Calibrated against
   the peak RSS of every job of the default experiment and the tiny test experiment
   (``benchmarks/BENCHMARKS.md``, "Resources"): the estimates are 1.0x-1.35x the measured peaks
-  (tests/test_resources.py keeps the peaks), so with MEM_SAFETY a job asks for 1.25x-1.8x what
+  (tests/unit/resources/test_resources.py keeps the peaks), so with MEM_SAFETY a job asks for 1.25x-1.8x what
   it used, 2x for the small ones (rounded up to 100 MB).
 * **Runtime** (minutes) = ``RUNTIME_SAFETY`` x (start-up + flops / throughput), at least
   ``MIN_RUNTIME``. Throughputs (:data:`CPU_FLOPS`, :data:`CPU_FLOPS64`, :data:`GPU_FLOPS`) are

@@ -4,53 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+from helpers import REPO, SNAKEMAKE, planned_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
-
-
-def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"PYTHONWARNINGS": "ignore::DeprecationWarning"}
-    return subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-
-
-def write_config(path: Path, mutate=None) -> Path:
-    cfg = yaml.safe_load(TINY.read_text())
-    if mutate:
-        mutate(cfg)
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def planned_rules(proc: subprocess.CompletedProcess[str]) -> set[str]:
-    """Rule names in the 'Job stats' table of a dry run."""
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return set()
-    table = text.split("Job stats:", 1)[1]
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.M)} - {"total"}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from test_workflow import REPO, snakemake, write_config
+from helpers import REPO, snakemake, write_config
 
 from lood.privacy.mia.retrained import half_split_auc, half_split_diff, output_vector_auc
 from lood.privacy.mia.tables import stack_models

@@ -19,22 +19,19 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from helpers import REPO, SNAKEMAKE, TINY
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 PROFILE = REPO / "profiles" / "slurm"
 START, STOP = (
     REPO / "tests" / "slurm" / "start_cluster.sh",
     REPO / "tests" / "slurm" / "stop_cluster.sh",
 )
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 PLOT_RULES = {"plot_correlation", "plot_lood_all", "plot_memorization", "plot_landscape",
               "plot_query", "plot_influence", "plot_audit", "plot_inversion", "plot_attacks"}  # fmt: skip
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")

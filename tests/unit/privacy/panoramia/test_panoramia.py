@@ -6,12 +6,12 @@ Small sizes throughout (scikit-learn's 8x8 digits, d = 64, a few epochs), one to
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import TINY
 from scipy.special import logit
 from scipy.stats import beta as beta_dist
 
@@ -407,7 +407,7 @@ def test_member_counts_follow_the_split_and_bad_fractions_name_the_key(tmp_path)
     assert panoramia_spec(n_helper=77).helper_size(2000) == 77
     with pytest.raises(ValueError, match=r"panoramia.fractions: .*too few"):
         spec.sizes(3)
-    cfg = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    cfg = yaml.safe_load(TINY.read_text())
     cfg["panoramia"] = {"enabled": True, "fractions": [0.6, 0.3, 0.3]}
     with pytest.raises(ValueError, match=r"panoramia.fractions: .*sum to at most 1"):
         lc.load_config(cfg)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO
 
 import lood.config as lc
 import lood.resources as lr
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 CATALOGUE = lr.load_catalogue(REPO / "workflow" / "catalogue.py")
 

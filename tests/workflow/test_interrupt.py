@@ -8,18 +8,15 @@ import base64
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import REPO, SNAKEMAKE, TINY
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 TARGETS = ["results/tiny/models/out_0.npz", "results/tiny/models/out_1.npz"]
 SHARD = "results/tiny/models/out_0.npz"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 
 
 def command(work: Path, *args: str) -> list[str]:

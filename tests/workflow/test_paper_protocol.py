@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import write_cifar_raw
-from test_workflow import REPO, snakemake
+from helpers import REPO, snakemake, write_cifar_raw
 
 from lood.data.split import Split
 from lood.train.models import load_params

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers import REPO
 
-PKG = Path(__file__).resolve().parents[1] / "src" / "lood"
+PKG = REPO / "src" / "lood"
 HEAVY = ("torch", "jax", "jaxlib", "neural_tangents", "opacus", "tensorflow")
 MAX_JOB_PARAMS = 8
 BASE = "base"

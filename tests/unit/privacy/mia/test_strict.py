@@ -1,6 +1,6 @@
 """MIA tests that the likely bugs fail: in and out models swapped, and the Gaussians of the
 likelihood-ratio test fitted on all scores (the test half included) instead of the fit half.
-Both leave the AUC of a well-separated record unchanged, so tests/test_mia.py cannot see them."""
+Both leave the AUC of a well-separated record unchanged, so tests/unit/privacy/mia/test_retrained.py cannot see them."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import REPO
 
 import lood.config as lc
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
 
 

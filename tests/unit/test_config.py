@@ -1,19 +1,17 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import TINY
 
 import lood.config as lc
 from lood.seeds import derive_seed, shard_records
 
 
 def base_config():
-    from pathlib import Path
 
     import yaml
 
-    return lc.with_defaults(
-        yaml.safe_load((Path(__file__).parent / "configs/tiny.yaml").read_text())
-    )
+    return lc.with_defaults(yaml.safe_load(TINY.read_text()))
 
 
 def test_experiment_overrides_only_its_sections():

@@ -8,9 +8,10 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import REPO
+
+ROOT = REPO
 
 
 def test_gpu_check_smoke_writes_its_figures(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import write_cifar_raw
+from helpers import TINY, write_cifar_raw
 
 from lood.config import deep_merge, validate, with_defaults
 from lood.data.differ import choose_differ, read_differ_csv, write_differ_csv
@@ -430,7 +430,7 @@ def test_split_errors_name_keys(kwargs, match):
 )
 def test_schema_rejects_what_make_split_does_not_check(data, match):
     """make_split trusts these to the config schema (lood.config.validate)."""
-    tiny = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    tiny = yaml.safe_load(TINY.read_text())
     validate(with_defaults(tiny))
     with pytest.raises(ValueError, match=match):
         validate(with_defaults(deep_merge(tiny, {"data": data})))

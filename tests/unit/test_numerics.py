@@ -135,7 +135,7 @@ def test_zero_prior_variance_record_has_zero_lood():
 
 # ------------------------------------------------------------------------------ jitter
 def _naive_loo(K, Y, s2, i):
-    """Float64 remove-and-resolve at record i (the independent reference of tests/test_nngp)."""
+    """Float64 remove-and-resolve at record i (the independent reference of tests/unit/nngp/test_kernel.py)."""
     n = len(K)
     keep = np.arange(n) != i
     a = np.linalg.solve(K + s2 * np.eye(n), np.column_stack([Y, K[:, i]]))

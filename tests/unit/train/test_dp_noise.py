@@ -4,7 +4,7 @@ DPOptimizer and in the Opacus backend, and independent across models.
 
 All inputs are 0 and the network has no bias, so every gradient is exactly 0 (the hidden units
 and the input are 0): the parameter change of a run is its noise alone, whatever the
-initialisation and the Poisson batches. tests/test_dp.py checks the gradient part with noise
+initialisation and the Poisson batches. tests/unit/train/test_dp.py checks the gradient part with noise
 switched off."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import mia_spec
+from helpers import TINY, mia_spec
 from scipy.stats import multivariate_normal, norm
 from sklearn.metrics import roc_auc_score
 
@@ -219,9 +219,8 @@ def test_mia_table_score_columns():
 
 def test_bad_score_is_a_config_error_naming_the_value():
     """(f) The schema rejects an unknown mia.score, at the top level and in an experiment."""
-    from pathlib import Path
 
-    tiny = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    tiny = yaml.safe_load(TINY.read_text())
     for where, cfg in [
         ("mia.score", lc.deep_merge(tiny, {"mia": {"score": "logit"}})),
         ("experiments.tiny.mia.score",
