@@ -1,6 +1,7 @@
 # Config loading and the params / input helpers of the rule files (functions stay out of the
 # files with rules, as `snakemake --lint` asks).
 import lood.config as lc
+from lood.nngp.spec import NNGPSpec
 
 # Site settings of the SLURM profile (its `config: cluster:`), not an experiment setting: taken
 # out before the experiment config is loaded (rules/placement.smk reads them).
@@ -41,10 +42,11 @@ def _neutral(path, value, only, ignore):
 
 
 def section(path, only=(), ignore=()):
-    """Params function (the one way rules build params): the config value at ``path`` (e.g.
-    ``"train"``, ``"nngp.sigma2"``) of the wildcards' experiment, or of the config for rules
-    about all experiments; also callable with an experiment name. ``only`` / ``ignore`` name the
-    keys of a section that change the rule's output / that do not."""
+    """Params function (the way rules build params; kernel_model gives the kernels' model): the
+    config value at ``path`` (e.g. ``"train"``, ``"nngp.sigma2"``) of the wildcards' experiment,
+    or of the config for rules about all experiments; also callable with an experiment name.
+    ``only`` / ``ignore`` name the keys of a section that change the rule's output / that do
+    not."""
 
     def params(wildcards):
         name = wildcards if isinstance(wildcards, str) else getattr(wildcards, "experiment", None)
@@ -54,6 +56,15 @@ def section(path, only=(), ignore=()):
         return _neutral(path, value, set(only), set(ignore))
 
     return params
+
+
+def kernel_model(wildcards):
+    """Params function of the rules that compute NNGP / NTK kernels: the model section (less
+    init: the GP has none) at the kernel's depth (nngp.depth; null: model.depth), so a change of
+    nngp.depth reruns the kernels and what reads them, never the training."""
+    value = exp(wildcards)
+    model = _neutral("model", value["model"], set(), {"init"})
+    return NNGPSpec.from_config(value["nngp"]).kernel_model(model)
 
 
 def kernel_files(experiment, gp):

@@ -35,7 +35,7 @@ rule lood_landscape:
             subcategory="landscape",
         ),
     params:
-        model=section("model", ignore=("init",)),
+        model=kernel_model,
         sigma2=section("nngp.sigma2"),
     log:
         f"{RESULTS}/{{experiment}}/logs/lood_landscape.log",
@@ -119,7 +119,7 @@ rule optimize_query:
             subcategory="query optimisation",
         ),
     params:
-        model=section("model", ignore=("init",)),
+        model=kernel_model,
         sigma2=section("nngp.sigma2"),
         query=section("query", ignore=("enabled",)),
     log:

@@ -9,7 +9,7 @@ rule nngp_kernel:
     output:
         kernel=f"{RESULTS}/{{experiment}}/nngp/kernel.npz",
     params:
-        model=section("model", ignore=("init",)),  # the GP has no initialisation
+        model=kernel_model,
         batch_size=section("nngp.kernel_batch_size"),
     log:
         f"{RESULTS}/{{experiment}}/logs/nngp_kernel.log",
@@ -32,7 +32,7 @@ rule ntk_kernel:
     output:
         ntk=f"{RESULTS}/{{experiment}}/nngp/ntk.npz",
     params:
-        model=section("model", ignore=("init",)),
+        model=kernel_model,
         batch_size=section("nngp.kernel_batch_size"),
     log:
         f"{RESULTS}/{{experiment}}/logs/ntk_kernel.log",

@@ -62,6 +62,8 @@ class Sizes:
         self.gpu = gpu and train.get("device", "auto") != "cpu"
         self.dp = bool(train.get("dp", {}).get("enabled", False))
         self.kernel_batch_size = int(exp["nngp"]["kernel_batch_size"])
+        kernel_depth = exp["nngp"].get("depth")  # the GP's network (null: the model's)
+        self.kernel_depth = self.depth if kernel_depth is None else int(kernel_depth)
 
         self.n_in, self.n_out = int(train["n_in"]), int(train["n_out"])
         self.shard = min(int(train["shard_size"]), n_differ)
@@ -123,7 +125,7 @@ class Sizes:
 
     def kernel(self) -> Request:
         return nngp_kernel(
-            n_train=self.n, d=self.d, depth=self.depth, batch_size=self.kernel_batch_size,
+            n_train=self.n, d=self.d, depth=self.kernel_depth, batch_size=self.kernel_batch_size,
             max_cpus=self.max_cpus,
         )  # fmt: skip
 
@@ -231,7 +233,7 @@ RULES: dict[str, Rule] = {
     ),
     "lood_landscape": Rule(
         lambda s: gp_queries(
-            n_train=s.n, d=s.d, depth=s.depth, n_queries=s.n_q, max_cpus=s.max_cpus
+            n_train=s.n, d=s.d, depth=s.kernel_depth, n_queries=s.n_q, max_cpus=s.max_cpus
         ),
         hint="landscape.n_points, landscape.n_records",
         stage="landscape",
@@ -252,7 +254,7 @@ RULES: dict[str, Rule] = {
         lambda s: gp_queries(
             n_train=s.n,
             d=s.d,
-            depth=s.depth,
+            depth=s.kernel_depth,
             n_queries=s.query_size,
             n_evaluations=s.n_query * s.query_steps,
             max_cpus=s.max_cpus,

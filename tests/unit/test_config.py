@@ -138,8 +138,8 @@ def test_defaults_come_from_the_schema_in_a_canonical_key_order():
     assert repr(lc.with_defaults(reverse(cfg))) == repr(lc.with_defaults(cfg))
     schema_dp = lc.section_schema("train.dp")["properties"]
     assert lc.section_defaults("train.dp") == {k: v["default"] for k, v in schema_dp.items()}
-    assert lc.with_defaults({"data": {}})["nngp"] == {"sigma2": 0.05, "kernel": "nngp", "kernel_batch_size": 0,
-                                                       "all_records": True}  # fmt: skip
+    assert lc.with_defaults({"data": {}})["nngp"] == {"sigma2": 0.05, "kernel": "nngp", "depth": None,
+                                                       "kernel_batch_size": 0, "all_records": True}  # fmt: skip
 
 
 def test_a_shipped_config_can_be_inherited(tmp_path, monkeypatch):
@@ -251,3 +251,18 @@ def test_string_labels_say_how_to_encode_them(tmp_path):
         "they appear in y; for a dataset with string labels encode y first: names, y = "
         "np.unique(y, return_inverse=True)"
     )
+
+
+def test_nngp_depth_defaults_to_the_model_and_changes_only_the_kernels_depth():
+    """nngp.depth null (the default) keeps the model's depth, so default outputs stay as they
+    were; a number replaces the depth of the kernels' model and nothing else."""
+    from lood.nngp.spec import NNGPSpec
+
+    cfg = lc.with_defaults({"data": {}, "model": {"depth": 9}})
+    model = cfg["model"]
+    assert cfg["nngp"]["depth"] is None
+    assert NNGPSpec.from_config(cfg["nngp"]).kernel_model(model) == model
+    shallow = NNGPSpec.from_config(cfg["nngp"] | {"depth": 2}).kernel_model(model)
+    assert shallow == model | {"depth": 2} and model["depth"] == 9
+    with pytest.raises(ValueError, match="depth"):
+        lc.validate(lc.with_defaults(base_config() | {"nngp": {"depth": -1}}))

@@ -135,6 +135,35 @@ def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):
     }  # fmt: skip
 
 
+def test_nngp_depth_reruns_the_kernel_and_its_readers_but_no_training(tiny_run, tmp_path):
+    """nngp.depth changes only the kernel rules' model: the model's own depth written out is the
+    default (nothing reruns); another depth reruns the kernel, the GP rules and their figures,
+    never a network, and the kernel is then the NNGP of that depth."""
+    from lood.arch import Architecture
+    from lood.data.split import Split
+    from lood.nngp.kernel import nngp_kernel
+
+    work, _ = tiny_run
+    same = write_config(tmp_path / "same.yaml", lambda c: c["nngp"].update(depth=1))
+    assert planned_rules(snakemake(work, same, "-n")) == set()  # tiny.yaml: model.depth 1
+    deeper = write_config(tmp_path / "c.yaml", lambda c: c["nngp"].update(depth=3))
+    rules = planned_rules(snakemake(work, deeper, "-n"))
+    assert {"nngp_kernel", "lood", "lood_all", "lood_landscape", "optimize_query",
+            "plot_correlation"} <= rules  # fmt: skip
+    assert not {"train_in", "train_out", "mia", "mia_landscape", "train_subsets", "audit",
+                "inversion", "attacks", "train_influence"} & rules  # fmt: skip
+    copy = tmp_path / "deeper"
+    shutil.copytree(work, copy, symlinks=True)
+    proc = snakemake(copy, deeper, "--cores", "2", "results/tiny/nngp/kernel.npz")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    split = Split.load(copy / "results" / "tiny" / "data" / "split.npz")
+    model = yaml.safe_load(TINY.read_text())["model"] | {"depth": 3}
+    arch = Architecture.from_config(model, split.n_classes)
+    K = np.load(copy / "results" / "tiny" / "nngp" / "kernel.npz")["K"]
+    np.testing.assert_allclose(K, nngp_kernel(arch, split.x_train), rtol=1e-12)
+    assert not np.allclose(K, np.load(work / "results" / "tiny" / "nngp" / "kernel.npz")["K"])
+
+
 def test_training_setting_retrains(tiny_run, tmp_path):
     work, _ = tiny_run
     config = write_config(tmp_path / "c.yaml", lambda c: c["train"].update(lr=0.25))

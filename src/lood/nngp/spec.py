@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lood.settings import Settings
 
@@ -14,9 +16,18 @@ class NNGPSpec(Settings):
     SECTION = "nngp"
 
     sigma2: float | str  # a number, or "auto" (by the evidence: nngp/sigma2_<kernel>.json)
+    depth: int | None  # hidden layers of the kernel's network; None: the model's own
     kernel_batch_size: int
     all_records: bool
     kernel: str  # nngp | ntk: the GP of the lood tables and the onion
+
+    def kernel_model(self, model: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``model`` section the kernels are computed for: ``depth`` replaced by
+        ``nngp.depth`` when set, so the GP can differ from the trained networks in depth only."""
+        out = dict(model)
+        if self.depth is not None:
+            out["depth"] = self.depth
+        return out
 
 
 @dataclass(frozen=True)

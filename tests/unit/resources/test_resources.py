@@ -277,6 +277,21 @@ def test_catalogue_names_exactly_the_rules_of_the_snakefile(tmp_path, config):
     assert {"train_in", "train_out", "audit", "inversion"} <= CATALOGUE.GPU_RULES
 
 
+def test_kernel_rules_are_sized_at_the_kernels_depth():
+    """nngp.depth sizes the rules that compute kernels as model.depth would, and leaves the
+    training rules at the networks' depth."""
+    cfg = load("config/paper_cifar10.yaml")
+    exp = lc.experiment(cfg, next(iter(cfg["experiments"])))
+    n = lc.n_differ(cfg, REPO)
+    full = CATALOGUE.requests(exp, n_differ=n)
+    kernel = CATALOGUE.requests(exp | {"nngp": exp["nngp"] | {"depth": 40}}, n_differ=n)
+    model = CATALOGUE.requests(exp | {"model": exp["model"] | {"depth": 40}}, n_differ=n)
+    for rule in ("nngp_kernel", "ntk_kernel", "lood_landscape", "optimize_query"):
+        assert kernel[rule] == model[rule], rule
+    assert kernel["lood_landscape"] != full["lood_landscape"]
+    assert kernel["train_out"] == full["train_out"] != model["train_out"]
+
+
 def test_catalogue_switches_follow_the_stages():
     cfg = lc.load_config(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()), REPO)
     assert CATALOGUE.runs("lood", cfg, "tiny") and CATALOGUE.runs("optimize_query", cfg, "tiny")
