@@ -8,8 +8,10 @@
 * a module under ``lood/figures`` reaches neither torch nor jax, directly or through other modules;
 * the parsed settings (``*/spec.py``, ``config``, ``settings``) reach neither torch nor jax;
 * no Snakemake anywhere in the library;
-* a public function of the jobs layer (``lood.jobs``) takes at most :data:`MAX_JOB_PARAMS`
-  parameters: jobs take spec objects whole, not their fields one by one.
+* a public function (or method) anywhere in the library takes at most :data:`MAX_PARAMS`
+  parameters (``self``/``cls`` not counted, ``*args``/``**kwargs`` counted): entry points take
+  spec objects whole, not their fields one by one (:data:`LONG_SIGNATURES_ALLOWED` lists the
+  exceptions).
 
 The layers, lowest first (what a package may import is everything below it):
 
@@ -41,7 +43,11 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "lood"
 HEAVY = ("torch", "jax", "jaxlib", "neural_tangents", "opacus", "tensorflow")
-MAX_JOB_PARAMS = 8
+MAX_PARAMS = 8
+# Packages whose long signatures are not checked yet. lood.privacy is being split into
+# subpackages in parallel (issue 24), its entry points taking their specs whole there; remove it
+# from here once that has landed.
+LONG_SIGNATURES_ALLOWED = ("lood.privacy",)
 BASE = "base"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (BASE, frozenset({"lood", "arch", "compare", "devices", "io", "lazy", "logs", "seeds",
@@ -205,18 +211,19 @@ def violations(modules: dict[str, Module]) -> list[str]:
             out.append("heavy import: " + " -> ".join(chain))
         if "snakemake" in modules[name].external:
             out.append(f"snakemake imported in {name}")
-        if name == "lood.jobs" or name.startswith("lood.jobs."):
+        if package_of(name) not in LONG_SIGNATURES_ALLOWED:
             out += long_signatures(modules[name])
     return out
 
 
-def long_signatures(mod: Module, limit: int = MAX_JOB_PARAMS) -> list[str]:
+def long_signatures(mod: Module, limit: int = MAX_PARAMS) -> list[str]:
     """Public functions (and methods) of ``mod`` with more than ``limit`` parameters."""
     out = []
     for node in ast.walk(mod.tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name[0] != "_":
             a = node.args
-            n = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs)
+            names = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+            n = len(names) - (names[:1] in (["self"], ["cls"]))
             n += (a.vararg is not None) + (a.kwarg is not None)
             if n > limit:
                 out.append(f"{mod.name}.{node.name} takes {n} parameters (at most {limit})")
@@ -306,10 +313,26 @@ GOOD = {
             "layer: lood.seeds (base) imports lood.privacy (stages)",
         ),
         ({"extra/__init__.py": "PUBLIC = {}\n"}, "layer: lood.extra is in no layer of LAYERS"),
+        # long signatures, in any package but the allowed ones; self and cls do not count
         (
             {"jobs/prologue.py": "def start(a, b, c, d, e, f, g, h, *, i=0):\n    pass\n"},
             "lood.jobs.prologue.start takes 9 parameters (at most 8)",
         ),
+        (
+            {"train/ensemble.py": "def fit(a, b, c, d, e, f, g, h, *, i=0):\n    pass\n"},
+            "lood.train.ensemble.fit takes 9 parameters (at most 8)",
+        ),
+        (
+            {
+                "nngp/gp.py": "class G:\n    def fit(self, a, b, c, d, e, f, g, h, *i):\n        pass\n"
+            },
+            "lood.nngp.gp.fit takes 9 parameters (at most 8)",
+        ),
+        (
+            {"nngp/gp.py": "class G:\n    def fit(self, a, b, c, d, e, f, g, h):\n        pass\n"},
+            None,
+        ),
+        ({"privacy/mia.py": "def fit(a, b, c, d, e, f, g, h, i):\n    pass\n"}, None),
     ],
 )
 def test_the_checks_catch_a_planted_violation(change, expected):
