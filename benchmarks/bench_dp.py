@@ -38,7 +38,7 @@ from lood.data.split import make_split
 from lood.train.dp import torch_module, train_ensemble_dp
 from lood.train.ensemble import train_ensemble
 from lood.train.models import init_params
-from lood.train.primitives import accuracy, regression_targets
+from lood.train.primitives import EnsembleOptions, accuracy, regression_targets
 from lood.train.spec import DPConfig, TrainConfig
 
 
@@ -114,9 +114,13 @@ def main() -> None:
     def ensemble(k: int, use_dp: bool):
         masks, seeds = problem(k)
         if use_dp:
-            res = train_ensemble_dp(arch, tcfg, dp, X, y, masks, seeds, eval_sets={"test": x_test})
+            res = train_ensemble_dp(
+                arch, tcfg, dp, X, y, masks, seeds, EnsembleOptions(eval_sets={"test": x_test})
+            )
         else:
-            res = train_ensemble(arch, tcfg, X, y, masks, seeds, eval_sets={"test": x_test})
+            res = train_ensemble(
+                arch, tcfg, X, y, masks, seeds, EnsembleOptions(eval_sets={"test": x_test})
+            )
         return res.outputs["test"]
 
     # warm-up (first calls pay for imports, allocator and thread pool start-up)

@@ -28,7 +28,7 @@ import torch.nn as nn
 from lood.arch import Architecture
 from lood.train.ensemble import train_ensemble
 from lood.train.models import init_params
-from lood.train.primitives import regression_targets
+from lood.train.primitives import EnsembleOptions, regression_targets
 from lood.train.spec import TrainConfig
 
 
@@ -143,8 +143,12 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|")
     for k in ks:
         X, y, masks, seeds = problem(n, d, k, standardized=std)
-        path = train_ensemble(arch, tcfg, X, y, masks, seeds, first_layer="auto").extra
-        train_ensemble(arch, tcfg, X, y, masks[:1], seeds[:1], first_layer="standard")  # warm-up
+        path = train_ensemble(
+            arch, tcfg, X, y, masks, seeds, EnsembleOptions(first_layer="auto")
+        ).extra
+        train_ensemble(
+            arch, tcfg, X, y, masks[:1], seeds[:1], EnsembleOptions(first_layer="standard")
+        )  # warm-up
         train_plain(arch, tcfg, X, y, masks[:1], seeds[:1])
         t_plain, t_std, t_ens = math.inf, math.inf, math.inf
         problem_args = (arch, tcfg, X, y, masks, seeds)

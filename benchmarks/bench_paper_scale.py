@@ -16,6 +16,7 @@ import torch
 
 from lood.arch import Architecture
 from lood.train.ensemble import train_ensemble
+from lood.train.primitives import EnsembleOptions
 from lood.train.spec import TrainConfig
 
 
@@ -90,7 +91,9 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         sync(device)
         t0 = time.perf_counter()
-        train_ensemble(arch, tcfg, x.cpu(), y.cpu(), masks, list(range(k)), device=device)
+        train_ensemble(
+            arch, tcfg, x.cpu(), y.cpu(), masks, list(range(k)), EnsembleOptions(device=device)
+        )
         sync(device)
         per = (time.perf_counter() - t0) / (k * args.epochs)
         best = min(best, per)

@@ -139,6 +139,7 @@ def part_train(
     from lood.arch import Architecture
     from lood.train.device import describe_device, pick_device
     from lood.train.ensemble import train_ensemble
+    from lood.train.primitives import EnsembleOptions
     from lood.train.spec import TrainConfig
 
     t_start = time.perf_counter()
@@ -164,7 +165,8 @@ def part_train(
         sync()
         t0 = time.perf_counter()
         res = train_ensemble(arch, tcfg, x_cpu[:n_rec], y_cpu[:n_rec], masks,
-                             list(range(n_models)), device=device, chunk_size=n_models)  # fmt: skip
+                             list(range(n_models)),
+                             EnsembleOptions(device=device, chunk_size=n_models))  # fmt: skip
         sync()
         return time.perf_counter() - t0, res
 

@@ -23,7 +23,9 @@ from lood.resources.model import (
     GPU_MAX_CPUS,
     MAX_STEP_CPUS,
     SKLEARN_MB,
+    Problem,
     Request,
+    Training,
     data_sizes,
     ensemble_training,
     gp_lood,
@@ -52,7 +54,7 @@ class Sizes:
         max_gpu_cpus: int = GPU_MAX_CPUS,
     ) -> None:
         data, model, train = exp["data"], exp["model"], exp["train"]
-        self.train, self.n_differ = train, n_differ
+        self.n_differ = n_differ
         self.max_cpus, self.max_gpu_cpus = max_cpus, max_gpu_cpus
         n_source, d = data_sizes(data)
         n, n_test = int(data["n_train"]), int(data["n_test"])
@@ -64,6 +66,15 @@ class Sizes:
         self.kernel_batch_size = int(exp["nngp"]["kernel_batch_size"])
         kernel_depth = exp["nngp"].get("depth")  # the GP's network (null: the model's)
         self.kernel_depth = self.depth if kernel_depth is None else int(kernel_depth)
+        self.problem = Problem(n_train=n, d=d, n_classes=self.c, width=self.width, depth=self.depth)
+        self.train_settings = Training(
+            epochs=int(train["epochs"]),
+            batch_size=int(train["batch_size"]),
+            chunk_size=int(train.get("chunk_size") or 0),
+            optimizer=str(train["optimizer"]),
+            momentum=float(train["momentum"]) > 0,
+            dp=self.dp,
+        )
 
         self.n_in, self.n_out = int(train["n_in"]), int(train["n_out"])
         self.shard = min(int(train["shard_size"]), n_differ)
@@ -95,13 +106,9 @@ class Sizes:
 
     def training(self, n_models: int, n_eval: int, **kw: Any) -> Request:
         """Training ``n_models`` of the experiment's networks, evaluated on ``n_eval`` records."""
-        train = self.train
         return ensemble_training(
-            n_train=self.n, d=self.d, n_classes=self.c, width=self.width, depth=self.depth,
-            n_models=n_models, chunk_size=int(train.get("chunk_size") or n_models),
-            epochs=int(train["epochs"]), batch_size=int(train["batch_size"]), n_eval=n_eval,
-            optimizer=str(train["optimizer"]), momentum=float(train["momentum"]) > 0, dp=self.dp,
-            gpu=self.gpu, max_cpus=self.max_gpu_cpus if self.gpu else self.max_cpus, **kw,
+            self.problem, self.train_settings, n_models=n_models, n_eval=n_eval, gpu=self.gpu,
+            max_cpus=self.max_gpu_cpus if self.gpu else self.max_cpus, **kw,
         )  # fmt: skip
 
     def gradients(
@@ -117,8 +124,7 @@ class Sizes:
         default: the experiment's setting)."""
         gpu = self.gpu if gpu is None else gpu
         return single_model_gradients(
-            n_train=self.n, d=self.d, n_classes=self.c, width=self.width, depth=self.depth,
-            n_records=n_records, passes=passes, block=block, solve=solve,
+            self.problem, n_records=n_records, passes=passes, block=block, solve=solve,
             checkpoints=checkpoints, gpu=gpu,
             max_cpus=self.max_gpu_cpus if gpu else self.max_cpus,
         )  # fmt: skip

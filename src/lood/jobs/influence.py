@@ -29,7 +29,7 @@ from lood.seeds import derive_seed
 from lood.train.dp import dp_config, train_ensemble_dp
 from lood.train.ensemble import train_ensemble
 from lood.train.models import Params
-from lood.train.primitives import accuracy
+from lood.train.primitives import EnsembleOptions, accuracy
 
 
 def train_subsets(job: Job, mem: MemorizationSpec, out_npz: str) -> dict[str, np.ndarray]:
@@ -93,12 +93,12 @@ def train_with_checkpoints(
             epochs.append(epoch + 1)
 
     masks, seeds = np.ones((1, x.shape[0]), dtype=bool), [int(seed)]
-    opts = {"device": job.device, "progress": job.log, "on_epoch_end": hook}
+    opts = EnsembleOptions(device=job.device, progress=job.log, on_epoch_end=hook)
     dp = dp_config(job.train, x.shape[0])
     if dp is None:
-        result = train_ensemble(job.arch, tcfg, x, y, masks, seeds, **opts)
+        result = train_ensemble(job.arch, tcfg, x, y, masks, seeds, opts)
     else:
-        result = train_ensemble_dp(job.arch, tcfg, dp, x, y, masks, seeds, **opts)
+        result = train_ensemble_dp(job.arch, tcfg, dp, x, y, masks, seeds, opts)
     ckpts = Checkpoints(
         params=stack(saved),
         epochs=np.asarray(epochs, dtype=np.int64),

@@ -29,7 +29,7 @@ from lood.train.device import pick_device
 from lood.train.dp import dp_config, spent_epsilon, train_ensemble_dp, train_opacus
 from lood.train.ensemble import train_ensemble
 from lood.train.models import forward, load_params, save_params
-from lood.train.primitives import EnsembleResult, accuracy
+from lood.train.primitives import EnsembleOptions, EnsembleResult, accuracy
 from lood.train.spec import TrainSpec
 
 
@@ -119,21 +119,19 @@ def fit_ensemble(
         rates = sorted({tcfg.lr_at(e) for e in range(tcfg.epochs)}, reverse=True)
         log.info("%s: learning rate schedule %s: %s over %d epochs", job.where, tcfg.lr_schedule,
                  ", ".join(f"{r:.3g}" for r in rates[:6]), tcfg.epochs)  # fmt: skip
+    opts = EnsembleOptions(
+        device=job.device, eval_sets=evals, chunk_size=train.chunk_size, progress=log
+    )
     try:
         if dp is None:
             result = train_ensemble(
-                job.arch, tcfg, x, y, torch.as_tensor(masks), [int(s) for s in seeds],
-                eval_sets=evals, device=job.device, chunk_size=train.chunk_size, progress=log,
+                job.arch, tcfg, x, y, torch.as_tensor(masks), [int(s) for s in seeds], opts
             )  # fmt: skip
         elif train.dp.backend == "opacus":
-            result = train_opacus(
-                job.arch, tcfg, dp, x, y, masks, np.asarray(seeds), eval_sets=evals,
-                device=job.device, progress=log,
-            )  # fmt: skip
+            result = train_opacus(job.arch, tcfg, dp, x, y, masks, np.asarray(seeds), opts)
         else:
             result = train_ensemble_dp(
-                job.arch, tcfg, dp, x, y, torch.as_tensor(masks), [int(s) for s in seeds],
-                eval_sets=evals, device=job.device, chunk_size=train.chunk_size, progress=log,
+                job.arch, tcfg, dp, x, y, torch.as_tensor(masks), [int(s) for s in seeds], opts
             )  # fmt: skip
     except FloatingPointError as exc:
         raise FloatingPointError(

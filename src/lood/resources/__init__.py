@@ -33,12 +33,14 @@ PUBLIC = {
     "parse_minutes": "cluster",
     "Partition": "cluster",
     "placement": "cluster",
+    "Problem": "model",
     "Request": "model",
     "round_mem": "model",
     "RUNTIME_SAFETY": "model",
     "runtime_for": "model",
     "single_model_gradients": "model",
     "to_mb": "model",
+    "Training": "model",
 }
 
 __all__ = sorted(PUBLIC)

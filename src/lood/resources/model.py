@@ -1,7 +1,8 @@
 """The cost model: what a job needs (memory, runtime, CPUs), from the sizes of its work.
 
-Plain numbers in (records, features, models, width, depth ...), a :class:`Request` out; no rule
-names, no torch, jax or Snakemake imports. The workflow's catalogue (``workflow/catalogue.py``)
+Plain numbers in (records, features, models, width, depth ...; those every training job shares
+as a :class:`Problem` and a :class:`Training`), a :class:`Request` out; no rule names, no torch,
+jax or Snakemake imports. The workflow's catalogue (``workflow/catalogue.py``)
 maps each rule of an experiment onto these functions while the Snakefile is parsed;
 :mod:`lood.resources.cluster` places the requests and checks them against the site's limits.
 
@@ -134,29 +135,47 @@ def n_params(d: int, width: int, depth: int, n_classes: int) -> int:
     return d * width + (depth - 1) * width * width + width * n_classes
 
 
+@dataclass(frozen=True)
+class Problem:
+    """The sizes every training or gradient job's cost follows: ``n_train`` records of ``d``
+    features in ``n_classes`` classes, and the network's ``width`` and ``depth``."""
+
+    n_train: int
+    d: int
+    n_classes: int
+    width: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class Training:
+    """The ``train`` settings a training job's cost follows: epochs and batch size, models
+    trained at a time (``chunk_size``; 0: all of them), the optimizer and whether SGD keeps a
+    momentum buffer (optimizer state per weight), DP-SGD (per-sample norms, no kernel-space
+    first layer)."""
+
+    epochs: int
+    batch_size: int
+    chunk_size: int = 0
+    optimizer: str = "sgd"
+    momentum: bool = True
+    dp: bool = False
+
+
 def ensemble_training(
+    problem: Problem,
+    training: Training,
     *,
-    n_train: int,
-    d: int,
-    n_classes: int,
-    width: int,
-    depth: int,
     n_models: int,
-    chunk_size: int,
-    epochs: int,
-    batch_size: int,
     n_eval: int,
-    optimizer: str = "sgd",
-    momentum: bool = True,
-    dp: bool = False,
     checkpoints: int = 0,
     extra_seconds: float = 0.0,
     gpu: bool = False,
     max_cpus: int = MAX_STEP_CPUS,
 ) -> Request:
-    """A job that trains ``n_models`` networks as batched ensembles of at most ``chunk_size``
-    (train_in, train_out, train_subsets, audit, mia_landscape, train_influence) and evaluates
-    them on ``n_eval`` records.
+    """A job that trains ``n_models`` networks as batched ensembles of at most
+    ``training.chunk_size`` (train_in, train_out, train_subsets, audit, mia_landscape,
+    train_influence) and evaluates them on ``n_eval`` records.
 
     Per model of a chunk (float32): weights, gradients and optimizer state
     ((2 + states) P), activations and their gradients (4 B width depth), the evaluation forward
@@ -167,10 +186,13 @@ def ensemble_training(
     Flops: 6 P per record and epoch (forward + backward), 2 P per evaluated record; plus
     ``extra_seconds`` of single-threaded work after the training (mia_landscape's MIA).
     """
+    n_train, d, n_classes = problem.n_train, problem.d, problem.n_classes
+    width, depth, epochs, dp = problem.width, problem.depth, training.epochs, training.dp
+    optimizer = training.optimizer
     p = n_params(d, width, depth, n_classes)
-    k = max(1, min(n_models, chunk_size))
-    states = {"sgd": 1 if momentum else 0, "adam": 2}.get(optimizer, 2)
-    b = min(batch_size, n_train)
+    k = max(1, min(n_models, training.chunk_size or n_models))
+    states = {"sgd": 1 if training.momentum else 0, "adam": 2}.get(optimizer, 2)
+    b = min(training.batch_size, n_train)
     m = max(n_train, n_eval)
     kernel_layer = optimizer == "sgd" and not dp and n_train < 2 * d and (n_train + 1) ** 2 <= 2**26
     per_model = (2 + states) * p + 4 * b * width * depth + 2 * min(m, 4096) * width
@@ -204,12 +226,8 @@ def ensemble_training(
 
 
 def single_model_gradients(
+    problem: Problem,
     *,
-    n_train: int,
-    d: int,
-    n_classes: int,
-    width: int,
-    depth: int,
     n_records: int,
     passes: int,
     block: int,
@@ -228,7 +246,8 @@ def single_model_gradients(
     (8 block width depth); once: the checkpoints and the data. Flops: 12 P per block record and
     column of a Hessian-vector product (two forward-backward passes), 6 P per gradient.
     """
-    p = n_params(d, width, depth, n_classes)
+    n_train, d, width, depth = problem.n_train, problem.d, problem.width, problem.depth
+    p = n_params(d, width, depth, problem.n_classes)
     blk = max(1, min(block, n_train)) if solve else 1
     cols = max(1, min(n_records, 256 if not solve else n_records))  # gradients: blocks of 256
     working = 8.0 * cols * ((12 if solve else 4) * p + 8 * blk * width * depth)

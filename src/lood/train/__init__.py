@@ -12,6 +12,7 @@ PUBLIC = {
     "dp_config": "dp",
     "DPConfig": "spec",
     "DPSpec": "spec",
+    "EnsembleOptions": "primitives",
     "EnsembleResult": "primitives",
     "epsilon": "dp",
     "forward": "models",

@@ -27,7 +27,6 @@ from the model's seed, so a model's result does not depend on the other models o
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 import warnings
@@ -42,8 +41,10 @@ from lood.seeds import derive_seed
 from lood.train.models import Params, init_params, param_names
 from lood.train.primitives import (
     BatchedOptimizer,
+    Chunk,
+    EnsembleOptions,
     EnsembleResult,
-    ProgressFn,
+    Inputs,
     StackedNetwork,
     fit_statistics,
     loss_and_grad,
@@ -249,13 +250,8 @@ def train_chunk_dp(
     arch: Architecture,
     tcfg: Any,
     dp: DPConfig,
-    x_ext: torch.Tensor,
-    y_ext: torch.Tensor,
-    t_ext: torch.Tensor | None,
-    masks: np.ndarray,
-    seeds: np.ndarray,
-    offset: int,
-    dtype: torch.dtype,
+    inputs: Inputs,
+    chunk: Chunk,
     on_epoch: Callable[[int, float], None],
     on_epoch_end: Callable[[int, Params], None] | None = None,
 ) -> tuple[Params, np.ndarray, np.ndarray]:
@@ -266,6 +262,8 @@ def train_chunk_dp(
     for its noise, drawn per parameter in :func:`lood.train.models.param_names` order at every step.
     Every model takes every step (an empty Poisson batch is a pure-noise step, as in Opacus).
     """
+    x_ext, y_ext, t_ext, dtype = inputs.x_ext, inputs.y_ext, inputs.t_ext, inputs.dtype
+    masks, seeds, offset = chunk.masks, chunk.seeds, chunk.offset
     device = x_ext.device
     k = len(seeds)
     n, d = x_ext.shape[0] - 1, x_ext.shape[1]  # the last row of x_ext is the zero padding row
@@ -336,27 +334,26 @@ def train_ensemble_dp(
     y: torch.Tensor,
     masks: torch.Tensor | np.ndarray,
     seeds: Sequence[int] | np.ndarray,
-    eval_sets: dict[str, torch.Tensor] | None = None,
-    device: str | torch.device = "cpu",
-    chunk_size: int | None = None,
-    progress: ProgressFn | logging.Logger | None = None,
-    dtype: torch.dtype = torch.float32,
-    on_epoch_end: Callable[[int, Params], None] | None = None,
+    options: EnsembleOptions | None = None,
 ) -> EnsembleResult:
     """DP-SGD for K stacked models: the sibling of :func:`lood.train.ensemble.train_ensemble`
     with the same arguments and result (Poisson batches, per-sample clipping, Gaussian noise;
-    always the standard first layer, as the noise is per weight)."""
+    always the standard first layer, as the noise is per weight: ``options.first_layer`` and
+    ``kernel_max_bytes`` are not used)."""
     t0 = time.perf_counter()
-    run = prepare_run(arch, tcfg, X, y, masks, seeds, eval_sets, device, dtype)
+    options = options or EnsembleOptions()
+    run = prepare_run(arch, tcfg, X, y, masks, seeds, options)
 
-    def chunk_fn(inp, masks_c, seeds_c, offset, on_epoch, on_end):
-        return train_chunk_dp(
-            arch, tcfg, dp, inp.x_ext, inp.y_ext, inp.t_ext, masks_c, seeds_c, offset, dtype,
-            on_epoch, on_end,
-        )  # fmt: skip
+    def chunk_fn(inp, chunk, on_epoch, on_end):
+        return train_chunk_dp(arch, tcfg, dp, inp, chunk, on_epoch, on_end)  # fmt: skip
 
-    extra = {"dtype": str(dtype), "device": str(run.device), "first_layer": "standard", "dp": dp}
-    return run_chunks(arch, tcfg, run, chunk_fn, chunk_size, progress, on_epoch_end, t0, extra)
+    extra = {
+        "dtype": str(options.dtype),
+        "device": str(run.device),
+        "first_layer": "standard",
+        "dp": dp,
+    }
+    return run_chunks(arch, tcfg, run, chunk_fn, options, t0, extra)
 
 
 def train_opacus(
@@ -367,9 +364,7 @@ def train_opacus(
     y: torch.Tensor,
     masks: np.ndarray,
     seeds: np.ndarray,
-    eval_sets: dict[str, torch.Tensor] | None = None,
-    device: str | torch.device = "cpu",
-    progress: Any = None,
+    options: EnsembleOptions | None = None,
 ) -> Any:
     """DP-SGD with Opacus itself, one model after another (``train.dp.backend: opacus``).
 
@@ -379,7 +374,9 @@ def train_opacus(
     expected batch size ``q N`` and noise as the ensemble backend, so both run the same
     mechanism with different random draws. Slower (see ``benchmarks/BENCHMARKS.md``); for
     cross-checking the ensemble and as the place to start for architectures it does not cover.
-    Returns an :class:`lood.train.ensemble.EnsembleResult`.
+    Of ``options`` it uses ``device``, ``eval_sets`` and ``progress`` (the models are trained one
+    at a time, so ``chunk_size`` holds); a dtype other than float32 or an ``on_epoch_end`` is an
+    error. Returns an :class:`lood.train.ensemble.EnsembleResult`.
     """
     from opacus import GradSampleModule
     from opacus.data_loader import DPDataLoader
@@ -387,7 +384,10 @@ def train_opacus(
     from torch.utils.data import TensorDataset
 
     t0 = time.perf_counter()
-    device = torch.device(device)
+    options = options or EnsembleOptions()
+    if options.dtype != torch.float32 or options.on_epoch_end is not None:
+        raise ValueError("train_opacus trains in float32 and has no on_epoch_end")
+    device, eval_sets, progress = torch.device(options.device), options.eval_sets, options.progress
     n, d = X.shape
     q = sample_rate(n, tcfg.batch_size)
     X = X.to(device=device, dtype=torch.float32)

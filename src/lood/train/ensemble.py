@@ -32,10 +32,10 @@ reconstructed at the end.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -43,9 +43,12 @@ import torch
 from lood.arch import Architecture
 from lood.train.models import Params, init_params, param_names
 from lood.train.primitives import (
+    KERNEL_MAX_BYTES,
     BatchedOptimizer,
+    Chunk,
+    EnsembleOptions,
     EnsembleResult,
-    ProgressFn,
+    Inputs,
     StackedNetwork,
     epoch_batches,
     fixed_order_batches,
@@ -56,11 +59,6 @@ from lood.train.primitives import (
 from lood.train.spec import TrainConfig
 
 FIRST_LAYER_MODES = ("auto", "kernel", "standard")
-
-
-# Largest Gram matrix X X^T (bytes) the automatic choice accepts for the kernel-space first layer;
-# N = 8000 records in float32 is 256 MB. Above it (or when it needs more flops) W0 is trained as is.
-KERNEL_MAX_BYTES = 2**28
 
 
 def use_kernel_first_layer(
@@ -225,20 +223,17 @@ class KernelFirstLayer:
 def train_chunk(
     arch: Architecture,
     tcfg: TrainConfig,
-    x_ext: torch.Tensor,
-    y_ext: torch.Tensor,
-    t_ext: torch.Tensor | None,
-    masks: np.ndarray,
-    seeds: np.ndarray,
-    offset: int,
-    dtype: torch.dtype,
+    inputs: Inputs,
+    chunk: Chunk,
     on_epoch: Callable[[int, float], None],
     gram: torch.Tensor | None = None,
     on_epoch_end: Callable[[int, Params], None] | None = None,
 ) -> tuple[Params, np.ndarray, np.ndarray]:
     """Train one chunk of models; returns (params, loss_history [E, k], n_updates [k]).
-    ``gram`` (X X^T of ``x_ext``) selects the kernel-space first layer; ``on_epoch_end`` gets a
-    CPU copy of the parameters after every epoch."""
+    ``gram`` (X X^T of ``inputs.x_ext``) selects the kernel-space first layer; ``on_epoch_end``
+    gets a CPU copy of the parameters after every epoch."""
+    x_ext, y_ext, t_ext, dtype = inputs.x_ext, inputs.y_ext, inputs.t_ext, inputs.dtype
+    masks, seeds, offset = chunk.masks, chunk.seeds, chunk.offset
     device = x_ext.device
     k = len(seeds)
     d = x_ext.shape[1]
@@ -322,46 +317,40 @@ def train_ensemble(
     y: torch.Tensor,
     masks: torch.Tensor | np.ndarray,
     seeds: Sequence[int] | np.ndarray,
-    eval_sets: dict[str, torch.Tensor] | None = None,
-    device: str | torch.device = "cpu",
-    chunk_size: int | None = None,
-    progress: ProgressFn | logging.Logger | None = None,
-    dtype: torch.dtype = torch.float32,
-    first_layer: str = "auto",
-    kernel_max_bytes: int = KERNEL_MAX_BYTES,
-    on_epoch_end: Callable[[int, Params], None] | None = None,
+    options: EnsembleOptions | None = None,
+    *,
+    device: str | torch.device | None = None,
 ) -> EnsembleResult:
     """Train K = len(seeds) models, model k on the records where ``masks[k]`` is True.
 
-    X ``[N, d]``, y ``[N]`` int64 labels in ``[0, n_outputs)``, masks ``[K, N]`` bool. At most
-    ``chunk_size`` models are trained at a time (memory bound); the result does not depend on it.
-    ``eval_sets`` maps names to ``[M, d]`` inputs whose final outputs are returned. ``progress``
-    receives one report per epoch (a callable gets a dict; a Logger gets an INFO line). Raises
-    FloatingPointError naming the model indices and epoch if a loss becomes NaN/inf. Deterministic
-    on CPU for fixed seeds (thread count is left to the caller: ``torch.set_num_threads``).
-    ``first_layer``: "auto" (kernel-space first layer when SGD and it is cheaper, with X X^T at
-    most ``kernel_max_bytes``), "kernel" or "standard" (same results up to rounding).
-    ``on_epoch_end(epoch, params)`` (e.g. checkpoints for TracIn) is called after every epoch
-    (0-based) with a CPU copy of all K stacked parameters; it needs a single chunk.
-    DP-SGD is the sibling :func:`lood.train.dp.train_ensemble_dp`.
+    X ``[N, d]``, y ``[N]`` int64 labels in ``[0, n_outputs)``, masks ``[K, N]`` bool;
+    ``options`` (default :class:`EnsembleOptions`) say where and how: device, chunk size,
+    evaluation sets, progress, dtype, per-epoch callback and the first layer ("auto":
+    kernel-space when SGD and it is cheaper, with X X^T at most ``options.kernel_max_bytes``).
+    ``device`` alone is ``options.device`` for the callers that set nothing else (lood.privacy's
+    PANORAMIA helper models); drop it once they pass options. Raises FloatingPointError naming
+    the model indices and epoch if a loss becomes NaN/inf. Deterministic on CPU for fixed seeds
+    (thread count is left to the caller: ``torch.set_num_threads``). DP-SGD is the sibling
+    :func:`lood.train.dp.train_ensemble_dp`.
     """
     t0 = time.perf_counter()
-    run = prepare_run(arch, tcfg, X, y, masks, seeds, eval_sets, device, dtype)
+    options = options or EnsembleOptions()
+    if device is not None:
+        options = replace(options, device=device)
+    dtype = options.dtype
+    run = prepare_run(arch, tcfg, X, y, masks, seeds, options)
     n, d = run.inputs.n, run.inputs.x_ext.shape[1]
     steps = tcfg.epochs * math.ceil(int(run.masks.sum(1).max()) / tcfg.batch_size)
     itemsize = torch.finfo(dtype).bits // 8
     kernel = use_kernel_first_layer(
-        first_layer, tcfg, n, d, arch.width, steps, itemsize, kernel_max_bytes
+        options.first_layer, tcfg, n, d, arch.width, steps, itemsize, options.kernel_max_bytes
     )
     x_ext = run.inputs.x_ext
     gram = x_ext @ x_ext.T if kernel else None  # shared by all chunks
 
-    def chunk_fn(inp, masks_c, seeds_c, offset, on_epoch, on_end):
-        return train_chunk(
-            arch, tcfg, inp.x_ext, inp.y_ext, inp.t_ext, masks_c, seeds_c, offset, dtype,
-            on_epoch, gram, on_end,
-        )  # fmt: skip
+    def chunk_fn(inp, chunk, on_epoch, on_end):
+        return train_chunk(arch, tcfg, inp, chunk, on_epoch, gram, on_end)  # fmt: skip
 
     extra = {"dtype": str(dtype), "device": str(run.device),
              "first_layer": "kernel" if kernel else "standard", "dp": None}  # fmt: skip
-    return run_chunks(arch, tcfg, run, chunk_fn, chunk_size, progress, on_epoch_end, t0, extra)
+    return run_chunks(arch, tcfg, run, chunk_fn, options, t0, extra)

@@ -24,6 +24,36 @@ logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[dict], None]
 
+# Largest Gram matrix X X^T (bytes) the automatic choice accepts for the kernel-space first layer;
+# N = 8000 records in float32 is 256 MB. Above it (or when it needs more flops) W0 is trained as is.
+KERNEL_MAX_BYTES = 2**28
+
+
+@dataclass(frozen=True)
+class EnsembleOptions:
+    """How an ensemble trainer runs and what it reports besides the parameters; a model's result
+    depends on none of it (``dtype`` and ``first_layer`` up to rounding).
+
+    At most ``chunk_size`` models are trained at a time (None: all at once; a memory bound).
+    ``eval_sets`` maps names to ``[M, d]`` inputs whose final outputs are returned. ``progress``
+    receives one report per epoch (a callable gets a dict; a Logger gets an INFO line).
+    ``on_epoch_end(epoch, params)`` (e.g. checkpoints for TracIn) is called after every epoch
+    (0-based) with a CPU copy of all K stacked parameters; it needs a single chunk.
+    ``first_layer`` ("auto", "kernel" or "standard") and ``kernel_max_bytes`` (the largest
+    X X^T "auto" accepts) choose :func:`lood.train.ensemble.train_ensemble`'s first layer; the
+    DP-SGD trainers always train the standard one. :func:`lood.train.dp.train_opacus` runs one
+    model at a time in float32 and uses ``device``, ``eval_sets`` and ``progress``.
+    """
+
+    device: str | torch.device = "cpu"
+    eval_sets: dict[str, torch.Tensor] | None = None
+    chunk_size: int | None = None
+    progress: ProgressFn | logging.Logger | None = None
+    dtype: torch.dtype = torch.float32
+    on_epoch_end: Callable[[int, Params], None] | None = None
+    first_layer: str = "auto"
+    kernel_max_bytes: int = KERNEL_MAX_BYTES
+
 
 @dataclass
 class EnsembleResult:
@@ -368,12 +398,27 @@ class Inputs:
     def n(self) -> int:
         return self.x_ext.shape[0] - 1
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The run's floating-point type (``EnsembleOptions.dtype``)."""
+        return self.x_ext.dtype
 
-#: Trains one chunk of models: (inputs, masks [k, N], seeds [k], offset of the chunk's first
-#: model, on_epoch(epoch, mean loss), on_epoch_end) -> (params, loss history [E, k], updates [k]).
+
+@dataclass(frozen=True)
+class Chunk:
+    """The models one chunk trainer call trains: their masks ``[k, N]`` bool and seeds ``[k]``,
+    and ``offset``, the index of the first of them in the whole ensemble (error messages name
+    models by it)."""
+
+    masks: np.ndarray
+    seeds: np.ndarray
+    offset: int
+
+
+#: Trains one chunk of models: (inputs, chunk, on_epoch(epoch, mean loss), on_epoch_end) ->
+#: (params, loss history [E, k], updates [k]).
 ChunkTrainer = Callable[
-    [Inputs, np.ndarray, np.ndarray, int, Callable[[int, float], None],
-     Callable[[int, Params], None] | None],
+    [Inputs, Chunk, Callable[[int, float], None], Callable[[int, Params], None] | None],
     tuple[Params, np.ndarray, np.ndarray],
 ]  # fmt: skip
 
@@ -416,16 +461,16 @@ class Run:
 
 def prepare_run(
     arch: Architecture, tcfg: TrainConfig, X: torch.Tensor, y: torch.Tensor,
-    masks: torch.Tensor | np.ndarray, seeds: Sequence[int] | np.ndarray,
-    eval_sets: dict[str, torch.Tensor] | None, device: str | torch.device, dtype: torch.dtype,
+    masks: torch.Tensor | np.ndarray, seeds: Sequence[int] | np.ndarray, options: EnsembleOptions,
 ) -> Run:  # fmt: skip
-    """Check a trainer's arguments (:func:`check_ensemble_inputs`) and put them on ``device``."""
+    """Check a trainer's arguments (:func:`check_ensemble_inputs`) and put them and
+    ``options.eval_sets`` on ``options.device`` in ``options.dtype``."""
     X, y = torch.as_tensor(X), torch.as_tensor(y)
     masks_np = np.asarray(masks.cpu() if isinstance(masks, torch.Tensor) else masks)
     seeds_np = np.asarray(seeds, dtype=np.int64).reshape(-1)
-    evals = dict(eval_sets or {})
+    evals = dict(options.eval_sets or {})
     check_ensemble_inputs(arch, tcfg, X, y, masks_np, seeds_np, evals)
-    device = torch.device(device)
+    device, dtype = torch.device(options.device), options.dtype
     d = X.shape[1]
     x_ext = torch.cat([X.to(dtype), torch.zeros(1, d, dtype=dtype)]).to(device)
     y_ext = torch.cat([y, torch.zeros(1, dtype=torch.int64)]).to(device)
@@ -439,16 +484,15 @@ def run_chunks(
     tcfg: TrainConfig,
     run: Run,
     train_chunk: ChunkTrainer,
-    chunk_size: int | None,
-    progress: ProgressFn | logging.Logger | None,
-    on_epoch_end: Callable[[int, Params], None] | None,
+    options: EnsembleOptions,
     t0: float,
     extra: dict[str, object],
 ) -> EnsembleResult:
-    """Train the models ``chunk_size`` at a time with ``train_chunk`` and gather the result:
-    outputs on the run's eval sets, training loss and accuracy on each model's own records,
-    progress per epoch. Shared by the plain and the DP-SGD trainers."""
+    """Train the models ``options.chunk_size`` at a time with ``train_chunk`` and gather the
+    result: outputs on the run's eval sets, training loss and accuracy on each model's own
+    records, progress per epoch. Shared by the plain and the DP-SGD trainers."""
     inputs, masks, seeds, eval_sets = run.inputs, run.masks, run.seeds, run.eval_sets
+    chunk_size, progress, on_epoch_end = options.chunk_size, options.progress, options.on_epoch_end
     k_total = masks.shape[0]
     chunk = k_total if chunk_size is None else int(chunk_size)
     if chunk < 1:
@@ -484,7 +528,7 @@ def run_chunks(
             )
 
         params, hist, upd = train_chunk(
-            inputs, masks[start:stop], seeds[start:stop], start, on_epoch, on_epoch_end
+            inputs, Chunk(masks[start:stop], seeds[start:stop], start), on_epoch, on_epoch_end
         )
         histories.append(hist)
         updates.append(upd)

@@ -43,6 +43,7 @@ from lood.influence.tracin import (
 from lood.jobs.influence import train_with_checkpoints
 from lood.train.ensemble import train_ensemble
 from lood.train.models import forward, init_params
+from lood.train.primitives import EnsembleOptions
 from lood.train.spec import TrainConfig
 
 torch.set_num_threads(1)
@@ -248,19 +249,19 @@ def test_on_epoch_end_snapshots_equal_shorter_training(first_layer):
     masks[1, 3] = False
     tcfg = TrainConfig(epochs=3, lr=0.2, batch_size=5, momentum=0.9, weight_decay=0.01)
     snaps = []
-    res = train_ensemble(arch, tcfg, x, y, masks, [1, 2], first_layer=first_layer,
-                         on_epoch_end=lambda e, p: snaps.append((e, p)))  # fmt: skip
+    res = train_ensemble(arch, tcfg, x, y, masks, [1, 2], EnsembleOptions(
+        first_layer=first_layer, on_epoch_end=lambda e, p: snaps.append((e, p))))  # fmt: skip
     assert [e for e, _ in snaps] == [0, 1, 2]
     for name, p in res.params.items():
         torch.testing.assert_close(snaps[-1][1][name], p, rtol=1e-5, atol=1e-6)
     short = TrainConfig(epochs=2, lr=0.2, batch_size=5, momentum=0.9, weight_decay=0.01)
-    ref = train_ensemble(arch, short, x, y, masks, [1, 2], first_layer=first_layer)
+    ref = train_ensemble(arch, short, x, y, masks, [1, 2], EnsembleOptions(first_layer=first_layer))
     for name, p in ref.params.items():  # the epoch-2 snapshot was not changed by epoch 3
         torch.testing.assert_close(snaps[1][1][name], p, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(snaps[0][1]["W0"], snaps[2][1]["W0"])
     with pytest.raises(ValueError, match="one chunk"):
-        train_ensemble(arch, tcfg, x, y, masks, [1, 2], chunk_size=1,
-                       on_epoch_end=lambda e, p: None)  # fmt: skip
+        train_ensemble(arch, tcfg, x, y, masks, [1, 2],
+                       EnsembleOptions(chunk_size=1, on_epoch_end=lambda e, p: None))  # fmt: skip
 
 
 def test_tracin_weights_each_checkpoint_by_its_epochs_rate(tmp_path):

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,19 +66,22 @@ def test_requests_cover_the_measured_peaks_without_doubling_them(path):
 
 
 def test_training_request_follows_models_chunk_and_network():
-    base = dict(n_train=500, d=784, n_classes=2, width=128, depth=2, n_models=1000,
-                chunk_size=1000, epochs=20, batch_size=64, n_eval=450)  # fmt: skip
-    ref = lr.ensemble_training(**base)
-    assert lr.ensemble_training(**(base | {"chunk_size": 100})).mem_mb < ref.mem_mb / 2
-    assert lr.ensemble_training(**(base | {"n_models": 100, "chunk_size": 100})).runtime < (
-        ref.runtime
-    )
-    assert lr.ensemble_training(**(base | {"width": 1024, "depth": 9})).mem_mb > 20 * ref.mem_mb
-    more = lr.ensemble_training(**(base | {"epochs": 2000}))
+    net = lr.Problem(n_train=500, d=784, n_classes=2, width=128, depth=2)
+    fit = lr.Training(epochs=20, batch_size=64, chunk_size=1000)
+    base = dict(n_models=1000, n_eval=450)
+    ref = lr.ensemble_training(net, fit, **base)
+    chunked = replace(fit, chunk_size=100)
+    assert lr.ensemble_training(net, chunked, **base).mem_mb < ref.mem_mb / 2
+    assert lr.ensemble_training(net, replace(fit, chunk_size=0), **base) == ref  # 0: all at once
+    fewer = lr.ensemble_training(net, chunked, n_models=100, n_eval=450)
+    assert fewer.runtime < ref.runtime
+    wide = replace(net, width=1024, depth=9)
+    assert lr.ensemble_training(wide, fit, **base).mem_mb > 20 * ref.mem_mb
+    more = lr.ensemble_training(net, replace(fit, epochs=2000), **base)
     assert more.cpus > ref.cpus and more.runtime > ref.runtime
-    capped = lr.ensemble_training(**(base | {"epochs": 2000}), max_cpus=2)
+    capped = lr.ensemble_training(net, replace(fit, epochs=2000), **base, max_cpus=2)
     assert capped.cpus == 2 and capped.runtime > more.runtime  # fewer CPUs, longer
-    gpu = lr.ensemble_training(**base, gpu=True)
+    gpu = lr.ensemble_training(net, fit, **base, gpu=True)
     assert gpu.gpus == 1 and lr.GPU_MIN_CPUS <= gpu.cpus <= lr.GPU_MAX_CPUS
     assert gpu.gpu_mem_mb > 0 and gpu.runtime < ref.runtime
 

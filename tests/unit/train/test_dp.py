@@ -27,7 +27,12 @@ from lood.train.dp import (
 )
 from lood.train.ensemble import train_ensemble
 from lood.train.models import forward, init_params, param_names
-from lood.train.primitives import StackedNetwork, loss_and_grad, regression_targets
+from lood.train.primitives import (
+    EnsembleOptions,
+    StackedNetwork,
+    loss_and_grad,
+    regression_targets,
+)
 from lood.train.spec import DPConfig, TrainConfig
 
 torch.set_num_threads(1)
@@ -152,7 +157,9 @@ def test_dp_training_matches_plain_reference_loop(schedule):
     masks[1, 4] = False
     masks[2, :10] = False
     seeds = [11, 12, 13]
-    res = train_ensemble_dp(arch, tcfg, dp, x, y, masks, seeds, dtype=torch.float64, chunk_size=2)
+    res = train_ensemble_dp(
+        arch, tcfg, dp, x, y, masks, seeds, EnsembleOptions(dtype=torch.float64, chunk_size=2)
+    )
     assert res.extra["dp"] == dp and res.extra["first_layer"] == "standard"
     assert (res.n_updates == 3 * math.ceil(30 / 8)).all()
     for j in range(3):
@@ -170,7 +177,9 @@ def test_noise_and_clipping_change_the_result():
 
     def w(noise):
         dp = DPConfig(noise, 100.0, 1e-3)  # clipping inactive at C = 100
-        return train_ensemble_dp(arch, tcfg, dp, x, y, masks, [0], dtype=torch.float64).params
+        return train_ensemble_dp(
+            arch, tcfg, dp, x, y, masks, [0], EnsembleOptions(dtype=torch.float64)
+        ).params
 
     lo, hi, lo2 = w(1e-6), w(10.0), w(1e-6)
     torch.testing.assert_close(lo["W0"], lo2["W0"])  # deterministic
@@ -287,8 +296,12 @@ def test_opacus_backend_equals_ensemble_on_full_batches(schedule):
     dp = DPConfig(noise_multiplier=1e-7, max_grad_norm=0.3, delta=1e-3)
     masks = np.ones((2, 24), dtype=bool)
     masks[1, 3] = False
-    ens = train_ensemble_dp(arch, tcfg, dp, x, y, masks, [1, 2], eval_sets={"x": x})
-    opa = train_opacus(arch, tcfg, dp, x, y, masks, np.array([1, 2]), eval_sets={"x": x})
+    ens = train_ensemble_dp(
+        arch, tcfg, dp, x, y, masks, [1, 2], EnsembleOptions(eval_sets={"x": x})
+    )
+    opa = train_opacus(
+        arch, tcfg, dp, x, y, masks, np.array([1, 2]), EnsembleOptions(eval_sets={"x": x})
+    )
     assert opa.extra["backend"] == "opacus" and (opa.n_updates == ens.n_updates).all()
     for name in param_names(arch):
         torch.testing.assert_close(opa.params[name], ens.params[name], rtol=1e-4, atol=1e-5)
@@ -296,6 +309,24 @@ def test_opacus_backend_equals_ensemble_on_full_batches(schedule):
     np.testing.assert_allclose(opa.final_train_loss, ens.final_train_loss, rtol=1e-4)
     init = init_params(arch, 5, [1])["W0"]
     assert float((ens.params["W0"][0] - init[0]).norm()) > 1e-2  # it did train
+
+
+@pytest.mark.parametrize(
+    "opts", [EnsembleOptions(dtype=torch.float64), EnsembleOptions(on_epoch_end=lambda e, p: None)]
+)
+def test_opacus_backend_refuses_options_it_cannot_honour(opts):
+    """Opacus trains one float32 model at a time and has no per-epoch callback: asking for
+    float64 or checkpoints is an error, not a silent float32 run without them."""
+    from lood.train.dp import train_opacus
+
+    x, y = _data(n=12, d=3, c=2)
+    tcfg = TrainConfig(epochs=1, lr=0.1, batch_size=4)
+    dp = DPConfig(noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-3)
+    masks = np.ones((1, 12), dtype=bool)
+    with pytest.raises(ValueError, match="float32"):
+        train_opacus(
+            Architecture(1, 4, "relu", 1.4, 0.0, "ntk", 2), tcfg, dp, x, y, masks, [0], opts
+        )
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook", "ignore:Secure RNG")

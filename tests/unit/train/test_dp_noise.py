@@ -18,6 +18,7 @@ import torch
 from lood.arch import Architecture
 from lood.train.dp import sample_rate, steps_per_epoch, torch_module, train_ensemble_dp
 from lood.train.models import init_params, param_names
+from lood.train.primitives import EnsembleOptions
 from lood.train.spec import DPConfig, TrainConfig
 
 ARCH = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
@@ -64,7 +65,7 @@ def test_ensemble_dp_update_has_the_dp_sgd_noise_scale():
     seeds = np.arange(1000, 1000 + k)
     tcfg = TrainConfig(epochs=1, lr=1.0, batch_size=BATCH)
     res = train_ensemble_dp(ARCH, tcfg, DP, x, y, np.ones((k, N), bool), seeds,
-                            dtype=torch.float64)  # fmt: skip
+                            EnsembleOptions(dtype=torch.float64))  # fmt: skip
     assert (res.n_updates == STEPS).all()
     init = init_params(ARCH, D, seeds.tolist(), dtype=torch.float64)
     delta = (_flat(res.params) - _flat(init)).numpy()  # [K, P]
@@ -75,7 +76,7 @@ def test_ensemble_dp_update_has_the_dp_sgd_noise_scale():
     # and the variance really scales with sigma^2 C^2: double the noise, four times the variance
     loud = DPConfig(2 * DP.noise_multiplier, DP.max_grad_norm, DP.delta)
     res2 = train_ensemble_dp(ARCH, tcfg, loud, x, y, np.ones((k, N), bool), seeds,
-                             dtype=torch.float64)  # fmt: skip
+                             EnsembleOptions(dtype=torch.float64))  # fmt: skip
     _variance_ok((_flat(res2.params) - _flat(init)).numpy(), 4 * STEPS * STEP_VAR)
 
 

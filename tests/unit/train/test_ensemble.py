@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from lood.arch import Architecture
 from lood.train.ensemble import train_ensemble, use_kernel_first_layer
 from lood.train.models import forward, init_params, load_params, save_params, select_models
-from lood.train.primitives import accuracy
+from lood.train.primitives import EnsembleOptions, accuracy
 from lood.train.spec import TrainConfig
 
 torch.set_num_threads(1)
@@ -156,7 +156,9 @@ def test_matches_plain_torch_training(opt, act, param, bias):
     masks[2, 17:] = False  # 17 records: 3 batches, inactive on steps 3 and 4 of every epoch
     seeds = [11, 12, 13]
     Xe = torch.randn(7, X.shape[1])
-    res = train_ensemble(arch, tcfg, X, y, masks, seeds, {"e": Xe}, dtype=torch.float64)
+    res = train_ensemble(
+        arch, tcfg, X, y, masks, seeds, EnsembleOptions(eval_sets={"e": Xe}, dtype=torch.float64)
+    )
     assert res.n_updates.tolist() == [15, 15, 9]
     for k in range(3):
         ref = ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64)
@@ -196,8 +198,10 @@ def test_independent_of_chunk_size_and_ensemble_mates():
     X, y, masks, seeds = _small_problem()
     arch = arch_of("relu", "ntk", True)
     tcfg = TrainConfig(epochs=3, lr=0.05, batch_size=4, optimizer="adam")
-    full = train_ensemble(arch, tcfg, X, y, masks, seeds, {"x": X})
-    chunked = train_ensemble(arch, tcfg, X, y, masks, seeds, {"x": X}, chunk_size=2)
+    full = train_ensemble(arch, tcfg, X, y, masks, seeds, EnsembleOptions(eval_sets={"x": X}))
+    chunked = train_ensemble(
+        arch, tcfg, X, y, masks, seeds, EnsembleOptions(eval_sets={"x": X}, chunk_size=2)
+    )
     for name in full.params:
         torch.testing.assert_close(chunked.params[name], full.params[name], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(chunked.outputs["x"], full.outputs["x"], rtol=1e-5, atol=1e-6)
@@ -285,7 +289,9 @@ def test_nan_raises_floating_point_error_naming_model():
         train_ensemble(arch, TrainConfig(2, 0.1, 4), X, y, masks, [0, 1, 2])
     with pytest.raises(FloatingPointError, match=r"\[3\]"):  # global index across chunks
         m4 = np.vstack([masks[[0, 0, 2]], masks[1:2]])
-        train_ensemble(arch, TrainConfig(2, 0.1, 4), X, y, m4, [0, 1, 2, 3], chunk_size=2)
+        train_ensemble(
+            arch, TrainConfig(2, 0.1, 4), X, y, m4, [0, 1, 2, 3], EnsembleOptions(chunk_size=2)
+        )
 
 
 def test_input_validation():
@@ -310,8 +316,7 @@ def test_progress_and_metrics():
         y,
         masks,
         seeds,
-        chunk_size=3,
-        progress=reports.append,
+        EnsembleOptions(chunk_size=3, progress=reports.append),
     )
     assert len(reports) == 6 and reports[-1]["models_done"] == 4
     assert res.loss_history.shape == (3, 4) and np.isfinite(res.loss_history).all()
@@ -419,9 +424,9 @@ def test_kernel_first_layer_matches_plain_torch_and_standard_path(opt, param, bi
     masks[3, ::2] = False  # 10 records, the even ones never seen
     seeds = [21, 22, 23, 24]
     Xe = torch.randn(5, 30, dtype=torch.float64)
-    kw = dict(chunk_size=3, dtype=torch.float64)
+    kw = dict(eval_sets={"e": Xe}, chunk_size=3, dtype=torch.float64)
     ker, std = (
-        train_ensemble(arch, tcfg, X, y, masks, seeds, {"e": Xe}, first_layer=fl, **kw)
+        train_ensemble(arch, tcfg, X, y, masks, seeds, EnsembleOptions(first_layer=fl, **kw))
         for fl in ("kernel", "standard")
     )
     assert ker.extra["first_layer"] == "kernel" and std.extra["first_layer"] == "standard"
@@ -444,9 +449,10 @@ def test_kernel_first_layer_depth0_no_bias_and_float32():
         (arch_of("relu", "ntk", True, width=16), torch.float32, 1e-4),
     ]:
         tcfg = TrainConfig(epochs=4, lr=0.05, batch_size=7, momentum=0.9, weight_decay=0.01)
+        kw = dict(eval_sets={"x": X}, dtype=dtype)
         ker, std = (
             train_ensemble(
-                arch, tcfg, X, y, masks, [5, 6, 7], {"x": X}, dtype=dtype, first_layer=fl
+                arch, tcfg, X, y, masks, [5, 6, 7], EnsembleOptions(first_layer=fl, **kw)
             )
             for fl in ("kernel", "standard")
         )
@@ -462,11 +468,11 @@ def test_kernel_first_layer_out_model_bit_identical_when_record_changes():
     tcfg = TrainConfig(epochs=3, lr=0.05, batch_size=5, momentum=0.9, weight_decay=0.01)
     masks = np.ones((2, 24), dtype=bool)
     masks[1, 0] = False
-    a = train_ensemble(arch, tcfg, X, y, masks, [1, 2], first_layer="kernel")
+    a = train_ensemble(arch, tcfg, X, y, masks, [1, 2], EnsembleOptions(first_layer="kernel"))
     X2, y2 = X.clone(), y.clone()
     X2[0] = 4.0  # changes row and column 0 of X X^T and row 0 of X W0(0)
     y2[0] = (y[0] + 1) % 3
-    b = train_ensemble(arch, tcfg, X2, y2, masks, [1, 2], first_layer="kernel")
+    b = train_ensemble(arch, tcfg, X2, y2, masks, [1, 2], EnsembleOptions(first_layer="kernel"))
     for name in a.params:
         assert torch.equal(a.params[name][1], b.params[name][1]), name
     assert not torch.equal(a.params["W0"][0], b.params["W0"][0])
@@ -495,8 +501,9 @@ def test_kernel_first_layer_choice():
     assert res.extra["first_layer"] == "kernel"
     res = train_ensemble(arch, TrainConfig(2, 0.01, 8, optimizer="adam"), X, y, masks, [0, 1])
     assert res.extra["first_layer"] == "standard"
+    tiny_gram = EnsembleOptions(kernel_max_bytes=100)
     small = train_ensemble(
-        arch, TrainConfig(2, 0.05, 8, momentum=0.9), X, y, masks, [0, 1], kernel_max_bytes=100
+        arch, TrainConfig(2, 0.05, 8, momentum=0.9), X, y, masks, [0, 1], tiny_gram
     )
     assert small.extra["first_layer"] == "standard"
 
@@ -534,11 +541,11 @@ def test_lr_schedule_matches_torch_schedulers(sched, opt):
     masks[1, 3] = False
     masks[2, 9:] = False
     seeds = [31, 32, 33]
-    res = train_ensemble(arch, tcfg, X, y, masks, seeds, first_layer=first_layer,
-                         dtype=torch.float64)  # fmt: skip
+    opts = EnsembleOptions(first_layer=first_layer, dtype=torch.float64)
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, opts)  # fmt: skip
     assert res.extra["first_layer"] == first_layer
     flat = train_ensemble(arch, TrainConfig(epochs=4, batch_size=6, **opt), X, y, masks, seeds,
-                          first_layer=first_layer, dtype=torch.float64)  # fmt: skip
+                          opts)  # fmt: skip
     assert not torch.allclose(res.params["W1"], flat.params["W1"])  # the schedule did something
     for k in range(3):
         rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
@@ -622,13 +629,14 @@ def test_fixed_order_matches_a_plain_in_order_loop(first_layer):
     masks[1, 7] = False  # the out model of record 7: batch 1 holds 5 records
     masks[2, 6:12] = False  # batch 1 empty: 3 updates per epoch
     seeds = [41, 42, 43]
-    res = train_ensemble(arch, tcfg, X, y, masks, seeds, first_layer=first_layer,
-                         dtype=torch.float64)  # fmt: skip
+    opts = EnsembleOptions(first_layer=first_layer, dtype=torch.float64)
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, opts)  # fmt: skip
     assert res.n_updates.tolist() == [12, 12, 9]
     for k in range(3):
         rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
         for name, p in rp.items():
             torch.testing.assert_close(res.params[name][k], p, rtol=1e-9, atol=1e-10)
     shuffled = train_ensemble(arch, TrainConfig(epochs=3, batch_size=6, lr=0.1, momentum=0.9,
-                              loss="cross_entropy"), X, y, masks, seeds, dtype=torch.float64)  # fmt: skip
+                              loss="cross_entropy"), X, y, masks, seeds,
+                              EnsembleOptions(dtype=torch.float64))  # fmt: skip
     assert not torch.allclose(shuffled.params["W0"], res.params["W0"])
