@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO, SNAKEMAKE, planned_rules, snakemake, write_config
+import yaml
+from helpers import REPO, SNAKEMAKE, TINY, planned_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
