@@ -123,7 +123,8 @@ def pinned(spec: str) -> bool:
 
 def unpinned_cuda(report: Mapping[str, Any], constraints: Iterable[str] = ()) -> list[str]:
     """The resolved CUDA wheels no requirement pins: neither a resolved distribution's
-    requirement (markers evaluated for the report's environment, any extra) nor a constraint."""
+    requirement (markers evaluated for the report's environment; for what was asked for, with
+    the extras asked for, else with any extra) nor a constraint."""
     env = dict(report.get("environment") or default_environment())
     specs: dict[str, list[str]] = defaultdict(list)
     for line in constraints:
@@ -133,8 +134,10 @@ def unpinned_cuda(report: Mapping[str, Any], constraints: Iterable[str] = ()) ->
             if req.marker is None or req.marker.evaluate(env):
                 specs[canonicalize_name(req.name)].append(str(req.specifier))
     items = report["install"]
-    extras = {"", *(e for it in items for e in it["metadata"].get("provides_extra", []))}
+    # the extras asked of a dependency are not in the report: any of them may be
+    every_extra = {"", *(e for it in items for e in it["metadata"].get("provides_extra", []))}
     for it in items:
+        extras = {"", *it["requested_extras"]} if it.get("requested") else every_extra
         for text in it["metadata"].get("requires_dist", []):
             req = Requirement(text)
             if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in extras):

@@ -79,6 +79,14 @@ def test_unpinned_cuda_wheels_are_found_and_pins_accepted():
         "nvidia-cudnn-cu12==9.10.2.21 ; platform_system == 'Windows'",
     ]
     assert gpu_stack.unpinned_cuda(report, pins) == ["nvidia-cudnn-cu12 9.28.0.42"]  # marker off
+    # a pin in an extra that was not asked for pins nothing
+    lood = _item("lood", "0.1.0", ['nvidia-cudnn-cu12==9.10.2.21; extra == "gpu"'])
+    lood |= {"requested": True, "requested_extras": ["all"]}
+    lood["metadata"]["provides_extra"] = ["all", "gpu"]
+    report["install"].append(lood)
+    assert "nvidia-cudnn-cu12 9.28.0.42" in gpu_stack.unpinned_cuda(report)
+    lood["requested_extras"] = ["all", "gpu"]
+    assert "nvidia-cudnn-cu12 9.28.0.42" not in gpu_stack.unpinned_cuda(report)
 
 
 def test_conda_envs_carry_the_pins_of_pyproject_and_no_local_path():
