@@ -405,8 +405,9 @@ def versions() -> dict[str, str | None]:
 
 
 def cudnn_owner() -> str | None:
-    """Which wheel's cuDNN is on disk: nvidia-cudnn-cu12 (jax's) and -cu13 (torch's) install the
-    same files (nvidia/cudnn/lib), and the one pip installed last wins; matched by file size."""
+    """Which wheel's cuDNN is on disk: nvidia-cudnn-cu12 (left by a jax[cuda12] of an earlier GPU
+    install) and -cu13 (torch's) write the same files (nvidia/cudnn/lib), and the one pip
+    installed last wins; matched by file size."""
     owners = []
     for pkg in ("nvidia-cudnn-cu12", "nvidia-cudnn-cu13"):
         try:
