@@ -1,6 +1,7 @@
 # LOOD workflow: retrained-model MIA ground truth vs NNGP leave-one-out distinguishability.
 # Usage: snakemake --cores 2            (default experiment, config.yaml)
 #        snakemake --configfile config/paper_cifar10.yaml --profile profiles/slurm
+import os
 import sys
 from pathlib import Path
 
@@ -8,9 +9,14 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# The rules' scripts import the installed `lood` package (pip install -e ., or envs/*.yaml);
-# the Snakefile itself also finds it in src/ when run from a checkout without installing.
+# The rules' scripts import the installed `lood` package (pip install -e ., or with --sdm conda
+# envs/*.yaml and their post-deploy scripts); the Snakefile itself also finds it in src/ when run
+# from a checkout without installing.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+# A JAX job that sees a GPU (a jax with CUDA) takes memory as it needs it instead of 75 % of the
+# card up front, so jobs sharing a GPU do not starve each other; the jobs inherit it.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 # A --configfile replaces config.yaml instead of being merged into it (merging would add the

@@ -1,6 +1,7 @@
 """One prepared GPU measurement: batched ensemble vs per-model loop at paper scale, NNGP kernel.
 
     python benchmarks/gpu_check.py                 # on a CUDA machine, ~5-8 min on one H200
+    python benchmarks/gpu_check.py --parts train   # the ensemble part alone (a torch-only node)
     python benchmarks/gpu_check.py --smoke         # tiny sizes on any machine (CPU), seconds
 
 Measures, on the device ``train.device: auto`` picks (logged by ``lood.train.device.pick_device``):
@@ -21,14 +22,20 @@ to ``--out`` (default ``$OUT/gpu_check.json`` when ``$OUT`` is set, else
 ``benchmarks/out/gpu_check.json``).
 
 Needs the CUDA stack (``make install GPU=1``, or ``pip install -c constraints.txt -e
-'.[all,gpu]'``): when torch is a CPU build or jax's CUDA plugin is missing, it runs that pip
-command first (unless ``--no-install``; pip's index must be reachable), then goes on.
+'.[all,gpu]'``): when torch is a CPU build it runs that pip command first (unless
+``--no-install``, e.g. on a node with its own torch; pip's index must be reachable) and starts
+the budget's clock only after it. Outside ``--smoke`` it fails (exit 1, a line saying why) when
+torch runs on the CPU, or JAX does although a JAX CUDA plugin is installed (without one JAX is
+on the CPU by design: README, Installing). Each part records the cuDNN, cuBLAS, NCCL and
+cuSPARSE files its process loaded; a part that fails leaves its traceback in the JSON. Without
+jax installed the NNGP part is skipped and the summary says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import math
@@ -38,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,16 +63,41 @@ SMOKE = {"n": 256, "d": 64, "depth": 2, "width": 32, "k": 4, "epochs": 1,
 # Install check (no torch / jax import in the parent process)
 # --------------------------------------------------------------------------------------------
 def cuda_stack_missing() -> list[str]:
-    """What of the CUDA stack is missing: a CPU-only torch, no jax CUDA plugin ([] = complete)."""
-    missing = []
+    """What of the CUDA stack is missing: a CPU-only torch ([] = complete; JAX stays on the CPU
+    in the GPU install)."""
     probe = "import torch, sys; sys.exit(0 if torch.version.cuda else 1)"
     if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode != 0:
-        missing.append("torch with CUDA")
+        return ["torch with CUDA"]
+    return []
+
+
+def jax_cuda_plugin() -> str | None:
+    """The installed JAX CUDA plugin (name and version), None without one."""
+    for pkg in ("jax-cuda12-plugin", "jax-cuda13-plugin"):
+        try:
+            return f"{pkg} {importlib.metadata.version(pkg)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def loaded_cuda_libraries() -> dict[str, list[str]]:
+    """cuDNN, cuBLAS(Lt), NCCL and cuSPARSE(Lt) files this process has mapped (Linux), by
+    library: which build each framework actually loaded, whatever its version says."""
+    found: dict[str, set[str]] = {}
     try:
-        importlib.metadata.version("jax-cuda12-plugin")
-    except importlib.metadata.PackageNotFoundError:
-        missing.append("jax-cuda12-plugin")
-    return missing
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in maps:
+        path = line.split()[-1] if "/" in line else ""
+        name = Path(path).name
+        for lib in ("libcudnn", "libcublasLt", "libcublas", "libnccl", "libcusparseLt",
+                    "libcusparse"):  # fmt: skip
+            if name.startswith(lib + ".") or name.startswith(lib + "_"):
+                found.setdefault(lib, set()).add(path)
+                break
+    return {lib: sorted(paths) for lib, paths in sorted(found.items())}
 
 
 def ensure_cuda_stack(log: logging.Logger) -> str:
@@ -145,6 +178,10 @@ def part_train(
     t_start = time.perf_counter()
     device = pick_device("auto", log=log)
     cuda = device == "cuda"
+    if not cuda and not cfg["smoke"]:
+        from lood.train.device import cuda_unavailable_reason
+
+        raise RuntimeError(f"torch runs on the CPU, not a GPU: {cuda_unavailable_reason()}")
 
     def sync() -> None:
         if cuda:
@@ -246,6 +283,7 @@ def part_train(
         "loop_s_for_k_extrapolated": round(per_model * k, 1),
         "loop_peak_gpu_bytes": torch.cuda.max_memory_allocated() if cuda else None,
         "speedup_ensemble_over_loop": per_model * k / t_ens,
+        "cuda_libraries_loaded": loaded_cuda_libraries(),
         "seconds": round(time.perf_counter() - t_start, 1),
     })  # fmt: skip
     return report
@@ -273,6 +311,9 @@ def part_nngp(
     from lood.nngp.kernel import log_jax_devices, nngp_kernel
 
     backend = log_jax_devices(log)
+    plugin = jax_cuda_plugin()
+    if backend == "cpu" and plugin and not cfg["smoke"]:
+        raise RuntimeError(f"JAX runs on the CPU although {plugin} is installed")
     arch = Architecture(depth=cfg["depth"], width=cfg["width"], activation="relu", W_std=2**0.5,
                         b_std=0.05, parameterization="ntk", n_outputs=2)  # fmt: skip
     n, block = cfg["nngp_n"], cfg["nngp_block"]
@@ -311,6 +352,10 @@ def part_nngp(
         "peak_bytes_in_use": stats.get("peak_bytes_in_use"),
         "bytes_limit": stats.get("bytes_limit"),
         "finite": bool(np.isfinite(K).all()),
+        "jax_cuda_plugin": plugin,
+        "expected_backend": "gpu" if plugin else "cpu (no JAX CUDA plugin: the GPU install "
+        "keeps JAX on the CPU)",
+        "cuda_libraries_loaded": loaded_cuda_libraries(),
         "seconds": round(time.perf_counter() - t_start, 1),
     }  # fmt: skip
 
@@ -340,8 +385,11 @@ def run_part(name: str, args: argparse.Namespace, budget_s: float, log: logging.
         result = json.loads(out.read_text()) if out.exists() else {}
         if error and "seconds" in result:  # finished and saved, then stuck in its exit
             result["note"] = f"{error} after its figures were saved"
-        elif error:  # what the part saved before it failed, marked
-            result["error"] = f"{error} after {time.perf_counter() - t0:.0f}s"
+        elif error:  # what the part saved before it failed (its traceback too), marked
+            why = result.pop("failed", "")
+            result["error"] = f"{error} after {time.perf_counter() - t0:.0f}s" + (
+                f": {why}" if why else ""
+            )
         return result
 
 
@@ -349,7 +397,8 @@ def versions() -> dict[str, str | None]:
     """Installed versions of the packages the check depends on (None: not installed)."""
     found: dict[str, str | None] = {"python": platform.python_version()}
     for pkg in ("torch", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt",
-                "neural-tangents", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13"):  # fmt: skip
+                "neural-tangents", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "nvidia-cublas",
+                "nvidia-nccl-cu13", "nvidia-cusparse"):  # fmt: skip
         try:
             found[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
@@ -358,8 +407,9 @@ def versions() -> dict[str, str | None]:
 
 
 def cudnn_owner() -> str | None:
-    """Which wheel's cuDNN is on disk: nvidia-cudnn-cu12 (jax's) and -cu13 (torch's) install the
-    same files (nvidia/cudnn/lib), and the one pip installed last wins; matched by file size."""
+    """Which wheel's cuDNN is on disk: nvidia-cudnn-cu12 (left by a jax[cuda12] of an earlier GPU
+    install) and -cu13 (torch's) write the same files (nvidia/cudnn/lib), and the one pip
+    installed last wins; matched by file size."""
     owners = []
     for pkg in ("nvidia-cudnn-cu12", "nvidia-cudnn-cu13"):
         try:
@@ -386,6 +436,8 @@ def summary(report: dict[str, Any]) -> str:
     lines = [("SMOKE RUN (tiny sizes: checks the script, measures nothing); " if report["smoke"]
               else "") + f"install: {report['install']}; budget {report['budget_s']}s, "
              f"took {report['seconds']}s"]  # fmt: skip
+    if "skipped" in tr:
+        lines.append(f"train: skipped ({tr['skipped']})")
     if "error" in tr:
         lines.append(f"train: {tr['error']}")
     if "ensemble_s" in tr:
@@ -406,6 +458,8 @@ def summary(report: dict[str, Any]) -> str:
         ]
     if tr.get("scaled_down"):
         lines.append(f"  scaled down: {tr['scaled_down']}")
+    if "skipped" in ng:
+        lines.append(f"nngp: skipped ({ng['skipped']})")
     if "error" in ng:
         lines.append(f"nngp: {ng['error']}")
     if "kernel_s" in ng:
@@ -416,6 +470,11 @@ def summary(report: dict[str, Any]) -> str:
             + (f"{peak / 2**30:.2f} GiB" if peak else "n/a")
             + (f"; scaled down: {ng['scaled_down']}" if ng["scaled_down"] else "")
         )
+    for name, part in (("train", tr), ("nngp", ng)):
+        libs = part.get("cuda_libraries_loaded")
+        if libs is not None:
+            lines.append(f"{name} loaded: " + ("; ".join(
+                f"{lib} {', '.join(paths)}" for lib, paths in libs.items()) or "no CUDA libraries"))  # fmt: skip
     return "\n".join(lines)
 
 
@@ -425,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=480.0,
                     help="wall-clock limit of the whole check; sizes scale down to fit")  # fmt: skip
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default: see module doc)")
-    ap.add_argument("--no-install", action="store_true", help="never run pip")
+    ap.add_argument("--no-install", action="store_true", help="never run pip; use what is there")
+    ap.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=sorted(PARTS),
+                    help="which parts to run (default: both; train alone on a torch-only node)")  # fmt: skip
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=INT",
                     help=f"override sizes ({', '.join(FULL)}), e.g. --set k=50 epochs=3")  # fmt: skip
     ap.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
@@ -440,26 +501,42 @@ def main(argv: list[str] | None = None) -> int:
         if key not in cfg:
             ap.error(f"--set {item}: unknown size {key!r} (known: {', '.join(cfg)})")
         cfg[key] = int(value)
+    cfg["smoke"] = args.smoke
     if args.part:  # inside a subprocess
+        saved: dict[str, Any] = {}
 
         def save(figures: dict) -> None:
-            args.part_out.write_text(json.dumps(figures, indent=2))
+            saved.update(figures)
+            args.part_out.write_text(json.dumps(saved, indent=2))
 
-        save(PARTS[args.part](cfg, args.budget_s, log, save))
+        try:
+            save(PARTS[args.part](cfg, args.budget_s, log, save))
+        except Exception as exc:  # the JSON says what failed and where, not just the exit code
+            save({"failed": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+            log.error("%s failed: %s", args.part, exc)
+            return 1
         return 0
 
-    t0 = time.perf_counter()
+    t_install = time.perf_counter()
     install = "skipped" if args.smoke or args.no_install else ensure_cuda_stack(log)
-    spent = time.perf_counter() - t0
-    left = args.budget_s - spent - MARGIN_S
-    # training gets 70 % of what is left, the kernel the rest plus what training did not use
-    train = run_part("train", args, 0.7 * left, log)
-    left = args.budget_s - (time.perf_counter() - t0) - MARGIN_S
-    nngp = run_part("nngp", args, max(left, 1.0), log)
+    install_s = round(time.perf_counter() - t_install, 1)
+    t0 = time.perf_counter()  # the budget starts after the install
+    skipped = {"skipped": "not asked for (--parts)"}
+    train, nngp = dict(skipped), dict(skipped)
+    kernel = "nngp" in args.parts and importlib.util.find_spec("jax") is not None
+    if "nngp" in args.parts and not kernel:
+        nngp = {"skipped": "jax is not installed: the ensemble part alone"}
+    left = args.budget_s - MARGIN_S
+    if "train" in args.parts:  # 70 % of the budget, or all of it without the kernel
+        train = run_part("train", args, (0.7 if kernel else 1.0) * left, log)
+    if kernel:  # the rest plus what training did not use
+        left = args.budget_s - (time.perf_counter() - t0) - MARGIN_S
+        nngp = run_part("nngp", args, max(left, 1.0), log)
     report = {
         "smoke": args.smoke,
         "budget_s": args.budget_s,
         "install": install,
+        "install_s": install_s,
         "versions": versions(),
         "cudnn_files_from": cudnn_owner(),
         "platform": platform.platform(),
@@ -472,7 +549,11 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2))
     print(summary(report))
     print(f"wrote {out}")
-    return 0 if "error" not in train and "error" not in nngp else 1
+    failed = [f"{name}: {part['error']}" for name, part in (("train", train), ("nngp", nngp))
+              if "error" in part]  # fmt: skip
+    for line in failed:
+        print(f"FAILED {line}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -193,7 +193,8 @@ RULES: dict[str, Rule] = {
         )
     ),
     # rules/nngp.smk: kernels (the NTK with the NNGP kernel: twice its job), LOOD from one
-    # factorisation, sigma^2 by the evidence (one eigendecomposition), the onion's downdates
+    # factorisation, sigma^2 by the evidence (one eigendecomposition), the onion's downdates.
+    # CPU rules like every JAX rule: JAX has no CUDA in any install (README, Installing)
     "nngp_kernel": Rule(Sizes.kernel, hint="nngp.kernel_batch_size (memory), data.n_train"),
     "ntk_kernel": Rule(
         lambda s: _twice(s.kernel()), when=lambda c, e: e["nngp"]["kernel"] == "ntk"

@@ -28,8 +28,8 @@ def log_jax_devices(log: logging.Logger, env: Mapping[str, str] | None = None) -
     """Name JAX's backend and devices in one INFO line (returns the backend: cpu, gpu ...).
 
     Warns when the job was given a GPU (scheduler variables, :func:`lood.devices.gpu_assignment`)
-    but JAX runs on the CPU: jaxlib alone is CPU-only, the CUDA plugin comes with the ``gpu``
-    extra (README, Installing).
+    but JAX runs on the CPU: jaxlib alone is CPU-only, and the ``gpu`` extra keeps it so (its CUDA
+    stack is torch's; README, Installing).
     """
     backend = jax.default_backend()
     log.info("JAX %s, backend %s, devices %s", jax.__version__, backend,
@@ -40,7 +40,7 @@ def log_jax_devices(log: logging.Logger, env: Mapping[str, str] | None = None) -
             plugin = f"jax-cuda12-plugin {importlib.metadata.version('jax-cuda12-plugin')} is "
             plugin += "installed but found no usable GPU (driver?)"
         except importlib.metadata.PackageNotFoundError:
-            plugin = "no CUDA plugin is installed (pip install 'jax[cuda12]==0.5.3')"
+            plugin = "no JAX CUDA plugin is installed: JAX runs on the CPU (README, Installing)"
         log.warning("JAX runs on the CPU although the job was given a GPU (%s): %s",
                     given, plugin)  # fmt: skip
     return backend

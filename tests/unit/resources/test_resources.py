@@ -318,3 +318,17 @@ def test_cli_prints_every_rule_of_every_experiment():
     assert train_out[2:] == ["gpu", str(reqs["train_out"].cpus), "1",
                              str(reqs["train_out"].mem_mb), str(reqs["train_out"].runtime),
                              str(reqs["train_out"].gpu_mem_mb)]  # fmt: skip
+
+
+def test_jax_rules_are_cpu_rules():
+    """JAX is on the CPU in every install (the GPU install's CUDA stack is torch's alone: README,
+    Installing), so no rule run in envs/jax.yaml may ask for a GPU: it would hold one idle."""
+    env_of = {}
+    for smk in (REPO / "rules").glob("*.smk"):
+        for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
+            found = re.search(r'conda:\s*\n\s*"\.\./envs/(\w+)\.yaml"', block)
+            env_of[block.split(":", 1)[0]] = found.group(1) if found else None
+    jax_rules = {r for r, env in env_of.items() if env == "jax"}
+    assert {"nngp_kernel", "ntk_kernel", "lood", "lood_landscape", "optimize_query"} <= jax_rules
+    assert jax_rules & CATALOGUE.GPU_RULES == set()
+    assert CATALOGUE.GPU_RULES <= {r for r, env in env_of.items() if env == "torch"}
