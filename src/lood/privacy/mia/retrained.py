@@ -16,6 +16,8 @@ from scipy import stats
 from lood.privacy.metrics import roc_auc
 from lood.privacy.signals import margin_score, true_class_margin
 from lood.privacy.spec import MiaSpec
+from lood.seeds import derive_seed
+from lood.stats import split_half_reliability
 
 
 def mia_landscape_table(
@@ -411,3 +413,103 @@ def _own_out_models(
     if missing:
         raise ValueError(f"no out models found for differing records {missing[:10]}")
     return out_self, out_acc
+
+
+N_HALVES = 10
+"""Random half splits of the models behind the noise ceiling (:func:`mia_halves_table`)."""
+
+N_BOOTSTRAP = 1000
+"""Bootstrap resamples of the records for the reliability's interval (:func:`noise_ceilings`)."""
+
+
+def model_halves(n_in: int, n_out: int, n_halves: int, seed: int) -> list[tuple[np.ndarray, ...]]:
+    """``n_halves`` random half splits of the models: (in_a, in_b, out_a, out_b) index arrays.
+
+    Split h draws ``rng.permutation(n_in)`` then ``rng.permutation(n_out)`` from one
+    ``np.random.default_rng(seed)``; half a is the first ``n // 2`` of each, half b the next
+    ``n // 2`` (an odd count leaves the last model of the permutation out, so both halves are
+    the same size). The same splits serve every record (the in models are shared by them all).
+    """
+    if n_in < 8 or n_out < 8:
+        raise ValueError(
+            f"need at least 8 in and 8 out models for two half MIAs, got {n_in}, {n_out}"
+        )
+    rng = np.random.default_rng(seed)
+    splits = []
+    for _ in range(n_halves):
+        pin, pout = rng.permutation(n_in), rng.permutation(n_out)
+        hi, ho = n_in // 2, n_out // 2
+        splits.append((pin[:hi], pin[hi : 2 * hi], pout[:ho], pout[ho : 2 * ho]))
+    return splits
+
+
+def mia_halves_table(
+    differ: pd.DataFrame,
+    models_in: dict[str, np.ndarray],
+    models_out: list[dict[str, np.ndarray]],
+    spec: MiaSpec,
+    n_halves: int = N_HALVES,
+    n_models: int | None = None,
+) -> pd.DataFrame:
+    """The ground truth of ``mia.csv`` measured twice per record, on two disjoint halves of the
+    models: long table (differ_idx, half_split, half, mia_auc, pred_diff).
+
+    Model halves: :func:`model_halves` with seed ``derive_seed(spec.seed, "model_halves")``;
+    half ``a`` holds K_in // 2 in and K_out // 2 out models, ``b`` as many others. On each half
+    the record's MIA is :func:`record_mia`'s (``spec.score``, ``spec.n_splits`` half splits
+    within the half, seed ``spec.seed + position`` as ``mia.csv``) and ``pred_diff`` is
+    :func:`prediction_difference`. ``n_models``: use only the first ``n_models`` in and out
+    models (how the reliability grows with the number of models).
+    """
+    differ_idx = differ["differ_idx"].to_numpy()
+    labels = differ["label"].to_numpy()
+    out_self, _ = _own_out_models(differ_idx, models_out)
+    ins_all = np.asarray(models_in["outputs_differ"], dtype=np.float64)[:n_models]
+    k_out = len(out_self[int(differ_idx[0])][:n_models])
+    splits = model_halves(len(ins_all), k_out, n_halves, derive_seed(spec.seed, "model_halves"))
+    frames = []
+    for j, (record, label) in enumerate(zip(differ_idx, labels, strict=True)):
+        ins = ins_all[:, j, :]
+        outs = np.asarray(out_self[int(record)], dtype=np.float64)[:n_models]
+        half_in = np.stack([ins[h] for split in splits for h in split[:2]])  # [2H, K_in/2, C]
+        half_out = np.stack([outs[h] for split in splits for h in split[2:]])
+        auc, _, _ = record_mia_batch(
+            half_in, half_out, int(label), spec.score, spec.n_splits, spec.seed + j
+        )
+        diff = [prediction_difference(x, y) for x, y in zip(half_in, half_out, strict=True)]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "differ_idx": int(record),
+                    "half_split": np.repeat(np.arange(n_halves), 2),
+                    "half": np.tile(["a", "b"], n_halves),
+                    "mia_auc": auc,
+                    "pred_diff": diff,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def noise_ceilings(
+    halves: pd.DataFrame, seed: int, n_bootstrap: int = N_BOOTSTRAP
+) -> dict[str, dict[str, float]]:
+    """The noise ceiling of ``mia.csv``'s ``mia_auc`` and ``pred_diff``, keyed by column.
+
+    The estimator: each record's value is measured on two disjoint halves of the models
+    (:func:`mia_halves_table`: ``N_HALVES`` = 10 random half splits, seed from ``mia.seed``);
+    the Pearson r across records between half a and half b, averaged over the 10 splits, is the
+    split-half correlation; its Spearman-Brown value 2 r / (1 + r) the reliability of the
+    full-size value (all K_in + K_out models); its interval the 2.5-97.5 percentiles over
+    ``n_bootstrap`` (1000) resamples of the records with replacement (rng seed
+    ``derive_seed(seed, "bootstrap")``, ``seed`` = ``mia.seed``): :func:`lood.stats.
+    split_half_reliability`. The ceiling of any error-free estimate's r is sqrt(reliability)
+    (:func:`lood.stats.with_ceilings`).
+    """
+    out = {}
+    for col in ("mia_auc", "pred_diff"):
+        wide = halves.pivot_table(index="differ_idx", columns=["half", "half_split"], values=col)
+        out[col] = split_half_reliability(
+            wide["a"].to_numpy(), wide["b"].to_numpy(), n_bootstrap, derive_seed(seed, "bootstrap")
+        )
+    return out
