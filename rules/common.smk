@@ -121,9 +121,13 @@ def gp_kernels(wildcards):
 
 
 def correlation_inputs(wildcards):
-    """mia.csv and lood.csv; with the attacks stage on also its per-record AUCs (correlation.csv
-    gains a row per attack)."""
-    files = {"mia": rules.mia.output[0], "lood": rules.lood.output[0]}
+    """mia.csv, mia_halves.csv (the noise ceiling) and lood.csv; with the attacks stage on also its
+    per-record AUCs (correlation.csv gains a row per attack)."""
+    files = {
+        "mia": rules.mia.output[0],
+        "halves": rules.mia.output.halves,
+        "lood": rules.lood.output[0],
+    }
     if config["attacks"]["enabled"]:
         files["attacks"] = rules.attacks.output.per_record
     return {k: v.format(experiment=wildcards.experiment) for k, v in files.items()}

@@ -1,5 +1,6 @@
 rule mia:
-    """Per differing record: Gaussian likelihood-ratio MIA AUC (mean, std) and prediction difference."""
+    """Per differing record: Gaussian likelihood-ratio MIA AUC (mean, std) and prediction difference;
+    mia_halves.csv: the same on two halves of the models (the noise ceiling of correlation.csv)."""
     input:
         split=rules.split.output.split,
         differ=rules.split.output.differ,
@@ -12,6 +13,7 @@ rule mia:
             category="{experiment}",
             subcategory="tables",
         ),
+        halves=f"{RESULTS}/{{experiment}}/mia_halves.csv",
     params:
         mia=section("mia"),
     log:

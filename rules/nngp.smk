@@ -166,7 +166,8 @@ rule plot_onion:
 
 
 rule plot_correlation:
-    """Scatter + regression of NNGP LOOD vs MIA AUC and mean-distance LOOD vs prediction difference."""
+    """Scatter + regression of NNGP LOOD vs MIA AUC and mean-distance LOOD vs prediction difference,
+    with the ground truth's noise ceiling (from the MIA on two halves of the models)."""
     input:
         unpack(correlation_inputs),
     output:
@@ -184,6 +185,7 @@ rule plot_correlation:
         ),
     params:
         plots=section("plots"),
+        mia=section("mia"),
     log:
         f"{RESULTS}/{{experiment}}/logs/plot_correlation.log",
     threads: sized("plot_correlation").threads

@@ -38,6 +38,9 @@ from lood.resources.model import (
     to_mb,
 )
 
+MIA_HALVES = 10
+"""``lood.privacy.mia.N_HALVES`` (not imported: the catalogue loads without scipy)."""
+
 
 class Sizes:
     """The numbers of one experiment (its resolved config, lood.config.experiment) that its jobs'
@@ -187,9 +190,13 @@ RULES: dict[str, Rule] = {
         gpu=True,
         hint="train.chunk_size (memory), train.shard_size (records per job)",
     ),
+    # mia.csv once, mia_halves.csv on 2 halves x lood.privacy.mia.N_HALVES splits of the models
     "mia": Rule(
         lambda s: light(
-            data_mb=s.outputs_mb, kind="numpy", seconds=mia_seconds(s.n_differ, s.splits, s.k_mia)
+            data_mb=s.outputs_mb,
+            kind="numpy",
+            seconds=mia_seconds(s.n_differ, s.splits, s.k_mia)
+            + mia_seconds(s.n_differ * 2 * MIA_HALVES, s.splits, s.k_mia // 2),
         )
     ),
     # rules/nngp.smk: kernels (the NTK with the NNGP kernel: twice its job), LOOD from one

@@ -44,12 +44,92 @@ def write_correlation_stats(
 ) -> pd.DataFrame:
     """Write correlation rows as CSV (NaN allowed where a correlation is undefined) and log each."""
     stats_df = pd.DataFrame(rows)
-    write_csv(stats_df, path, allow_nan=STAT_COLUMNS)
+    write_csv(stats_df, path, allow_nan=STAT_COLUMNS + CEILING_COLUMNS)
     for r in rows:
         logger.info("%s vs %s: Pearson r=%.3f (p=%.2g), Spearman %.3f (p=%.2g)",
                     r["x"], r["y"], r["pearson_r"], r["pearson_p"], r["spearman_r"],
                     r["spearman_p"])  # fmt: skip
     return stats_df
+
+
+CEILING_COLUMNS = (
+    "split_half_r",
+    "reliability",
+    "reliability_lo",
+    "reliability_hi",
+    "ceiling",
+    "r_over_ceiling",
+)
+"""Columns :func:`with_ceilings` adds to correlation rows (NaN where the y has no halves)."""
+
+
+def spearman_brown(r: Any, factor: float = 2.0) -> Any:
+    """Reliability of a measurement ``factor`` times as long as one whose reliability is ``r``:
+    factor r / (1 + (factor - 1) r) (Spearman-Brown; factor 2 from a split-half correlation)."""
+    r = np.asarray(r, dtype=np.float64)
+    return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of ``a`` and ``b`` along axis -2 (records), for every other index [..., H]."""
+    da = a - a.mean(axis=-2, keepdims=True)
+    db = b - b.mean(axis=-2, keepdims=True)
+    den = np.sqrt((da**2).sum(axis=-2) * (db**2).sum(axis=-2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (da * db).sum(axis=-2) / den
+
+
+def split_half_reliability(
+    half_a: np.ndarray, half_b: np.ndarray, n_bootstrap: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """Split-half reliability of a per-record estimate, its Spearman-Brown value and interval.
+
+    ``half_a``, ``half_b`` [R, H]: the estimate of each of R records from two disjoint halves of
+    the data (here: of the models), for H random half splits. ``split_half_r`` is the Pearson r
+    across records between the two halves, averaged over the H splits; ``reliability`` its
+    Spearman-Brown value 2 r / (1 + r), the expected correlation of two independent full-size
+    estimates. ``reliability_lo`` / ``_hi``: the 2.5 / 97.5 percentiles of the reliability over
+    ``n_bootstrap`` resamples of the R records with replacement (one resample shared by the H
+    splits; rng ``np.random.default_rng(seed)``). NaN where a half does not vary.
+    """
+    a = np.asarray(half_a, dtype=np.float64)
+    b = np.asarray(half_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2 or a.shape[0] < 3:
+        raise ValueError(f"halves must be [R >= 3, H] of one shape, got {a.shape} and {b.shape}")
+    r = float(np.mean(_pearson_rows(a, b)))
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_bootstrap, len(a)))
+    boot = spearman_brown(np.mean(_pearson_rows(a[idx], b[idx]), axis=-1))
+    finite = boot[np.isfinite(boot)]
+    lo, hi = np.percentile(finite, [2.5, 97.5]) if finite.size else (np.nan, np.nan)
+    return {
+        "split_half_r": r,
+        "reliability": float(spearman_brown(r)),
+        "reliability_lo": float(lo),
+        "reliability_hi": float(hi),
+    }
+
+
+def with_ceilings(
+    rows: Sequence[dict[str, float | str]], reliability: dict[str, dict[str, float]]
+) -> list[dict[str, float | str]]:
+    """Correlation rows with the noise ceiling of their y appended (:data:`CEILING_COLUMNS`).
+
+    ``reliability`` maps a y column to its :func:`split_half_reliability`. The ceiling is
+    sqrt(reliability), the largest Pearson r that an error-free x can reach with a y measured
+    with that reliability; ``r_over_ceiling`` = pearson_r / ceiling (the disattenuated r). Rows
+    whose y is not in ``reliability`` get NaN.
+    """
+    out = []
+    for row in rows:
+        rel = reliability.get(str(row["y"]))
+        if rel is None:
+            extra = dict.fromkeys(CEILING_COLUMNS, float("nan"))
+        else:
+            value = rel["reliability"]
+            ceiling = float(np.sqrt(value)) if value > 0 else float("nan")
+            extra = {**rel, "ceiling": ceiling, "r_over_ceiling": float(row["pearson_r"]) / ceiling}
+        out.append({**row, **extra})
+    return out
 
 
 # --------------------------------------------------------------------------------------------

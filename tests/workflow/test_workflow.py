@@ -41,7 +41,10 @@ COLUMNS = {
         "var_out",
     ],
     "lood_all.csv": ["idx", "label", "is_differ", "kl_lood", "mean_dist_lood", "nngp_auc"],
-    "correlation.csv": ["x", "y", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "n"],
+    "correlation.csv": ["x", "y", "pearson_r", "pearson_p", "spearman_r", "spearman_p", "n"]
+    + ["split_half_r", "reliability", "reliability_lo", "reliability_hi", "ceiling"]
+    + ["r_over_ceiling"],
+    "mia_halves.csv": ["differ_idx", "half_split", "half", "mia_auc", "pred_diff"],
     "attacks/per_record.csv": ["differ_idx", "label"]
     + [f"{a}_{m}" for a in ATTACKS for m in ("auc", "p_value")],
     "attacks/pooled.csv": ["attack", "auc", "balanced_accuracy", "n_pos", "n_neg"]
@@ -420,6 +423,12 @@ def test_attack_outputs(tiny_run, tmp_path):
     assert list(zip(corr.x, corr.y, strict=True)) == [
         ("kl_lood", "mia_auc"), ("mean_dist_lood", "pred_diff"), ("nngp_auc", "mia_auc")
     ] + [("kl_lood", f"{a}_auc") for a in ATTACKS]  # fmt: skip
+    # the noise ceiling: the mia_auc rows share mia_halves.csv's value, attack rows have none
+    halves = pd.read_csv(base / "mia_halves.csv")
+    assert len(halves) == 3 * 2 * 10 and set(halves.half) == {"a", "b"}
+    auc_rows = corr[corr.y == "mia_auc"]
+    assert auc_rows.reliability.nunique(dropna=False) == 1
+    assert corr[corr.y.isin([f"{a}_auc" for a in ATTACKS])].ceiling.isna().all()
     lood = per.merge(pd.read_csv(base / "lood.csv"), on="differ_idx")
     row = corr[corr.y == "lira_online_auc"].iloc[0]
     r = stats.pearsonr(lood.kl_lood, lood.lira_online_auc)

@@ -5,7 +5,7 @@ the LOOD of every training record.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -29,11 +29,21 @@ class Panel:
     logx: bool = False
 
 
-def _label(s: dict[str, float]) -> str:
-    return (
+def _label(s: dict[str, float], rel: Mapping[str, float] | None = None) -> str:
+    text = (
         f"Pearson r={s['pearson_r']:.2f} (p={s['pearson_p']:.1e})\n"
         f"Spearman ρ={s['spearman_r']:.2f} (p={s['spearman_p']:.1e})\nn={int(s['n'])}"
     )
+    if rel is not None and rel["reliability"] > 0:
+        ceiling = float(np.sqrt(rel["reliability"]))
+        lo, hi = (
+            float(np.sqrt(max(v, 0.0))) for v in (rel["reliability_lo"], rel["reliability_hi"])
+        )
+        text += (
+            f"\nnoise ceiling {ceiling:.2f} (95% {lo:.2f}-{hi:.2f})"
+            f"\nr / ceiling={s['pearson_r'] / ceiling:.2f}"
+        )
+    return text
 
 
 def correlation_figure(
@@ -43,10 +53,13 @@ def correlation_figure(
     title: str = "",
     plots: PlotSpec | None = None,
     panel_size: float = 3.6,
+    reliability: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[dict[str, float | str]]:
     """Scatter + regression line per panel with r and p in the legend; save to every output path.
 
-    Returns one row of correlation statistics per panel (also useful as a table).
+    ``reliability``: the :func:`lood.stats.split_half_reliability` of some y columns; their panels
+    add the noise ceiling sqrt(reliability) (with its bootstrap interval) and r / ceiling to the
+    legend. Returns one row of correlation statistics per panel (also useful as a table).
     """
     plots = set_theme(plots)
     fig, axes = plt.subplots(1, len(panels), figsize=(panel_size * len(panels), panel_size))
@@ -57,9 +70,10 @@ def correlation_figure(
         y = df[panel.y].to_numpy(dtype=float)
         s = correlation_stats(x, y)
         rows.append({"x": panel.x, "y": panel.y, **s})
+        label = _label(s, (reliability or {}).get(panel.y))
         sns.regplot(
             x=x, y=y, ax=ax, logx=panel.logx and bool(np.all(x > 0)), ci=95, seed=0,
-            scatter_kws={"s": 18, "alpha": 0.75}, line_kws={"label": _label(s)},
+            scatter_kws={"s": 18, "alpha": 0.75}, line_kws={"label": label},
         )  # fmt: skip
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)

@@ -349,9 +349,11 @@ def light(*, data_mb: float = 0.0, kind: str = "plot", seconds: float = 0.0) -> 
 
 def mia_seconds(n_points: int, n_splits: int, n_models: int) -> float:
     """Seconds of the Gaussian likelihood-ratio MIA with ``n_splits`` half splits of ``n_models``
-    in and out models at ``n_points`` (record, query) points: 22 s for the default experiment's
-    50 records x 50 splits x 200 models, 0.2-0.25 s of the mia_landscape's ~250 s per point."""
-    return n_points * n_splits * (2e-3 + 3.5e-5 * n_models)
+    in and out models at ``n_points`` (record, query) points, fitted in batches
+    (:func:`lood.privacy.mia.retrained.half_split_aucs`): measured 0.4 s for the mia_landscape's
+    505 points x 50 splits x 200 models and 0.36 s for mia.csv's 50 records (one batch each);
+    the estimate is ~1.4e-4 s per point and split, 3-9x above those."""
+    return n_points * n_splits * (1e-4 + 2e-7 * n_models)
 
 
 def npz_shape(path: str, key: str = "x") -> tuple[int, ...] | None:

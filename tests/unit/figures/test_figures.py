@@ -202,3 +202,26 @@ def test_figures_take_the_plots_section_whole(captured, tmp_path):
     histogram_figure(values, [tmp_path / "b.png"], "KL", plots=plots)
     assert captured[-1].saved_dpi == 77
     assert not mpl.rcParams["axes.grid"] and mpl.rcParams["font.size"] > paper_font
+
+
+def test_correlation_figure_shows_the_noise_ceiling_of_its_y(captured, tmp_path):
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"kl_lood": rng.lognormal(size=30)})
+    df["mia_auc"] = 0.5 + 0.1 * df.kl_lood + 0.05 * rng.normal(size=30)
+    df["pred_diff"] = rng.normal(size=30)
+    rel = {
+        "mia_auc": {
+            "split_half_r": 0.6,
+            "reliability": 0.81,
+            "reliability_lo": 0.64,
+            "reliability_hi": 0.9025,
+        }
+    }
+    panels = [Panel("kl_lood", "mia_auc", "KL", "AUC"), Panel("kl_lood", "pred_diff", "KL", "PD")]
+    rows = correlation_figure(df, panels, [tmp_path / "f.png"], reliability=rel)
+    (fig,) = captured
+    texts = ["\n".join(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes]
+    assert "noise ceiling 0.90 (95% 0.80-0.95)" in texts[0]
+    shown = float(re.search(r"r / ceiling=(-?[0-9.]+)", texts[0]).group(1))
+    assert shown == pytest.approx(rows[0]["pearson_r"] / 0.9, abs=0.005)
+    assert "ceiling" not in texts[1]  # no halves for this y: no ceiling claimed

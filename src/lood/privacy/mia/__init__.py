@@ -10,8 +10,11 @@ PUBLIC = {
     "attack_tables": "tables",
     "half_split_auc": "retrained",
     "MIA_SCORES": "retrained",
+    "mia_halves_table": "retrained",
     "mia_landscape_table": "retrained",
     "mia_table": "retrained",
+    "N_HALVES": "retrained",
+    "noise_ceilings": "retrained",
     "record_mia": "retrained",
     "stack_models": "tables",
 }
