@@ -3,11 +3,10 @@ brute-force loop over the halves, the Spearman-Brown formula, a closed form."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import REPO
 from scipy import stats
 
 from lood.privacy.mia.retrained import (
@@ -130,6 +129,5 @@ def test_the_catalogue_counts_the_halves_of_mia_halves_table():
     import lood.privacy.mia as mia
     import lood.resources as lr
 
-    repo = Path(__file__).resolve().parents[1]
-    catalogue = lr.load_catalogue(repo / "workflow" / "catalogue.py")
+    catalogue = lr.load_catalogue(REPO / "workflow" / "catalogue.py")
     assert catalogue.MIA_HALVES == mia.N_HALVES
