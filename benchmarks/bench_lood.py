@@ -26,9 +26,14 @@ from lood.nngp.kernel import nngp_kernel
 from lood.stats import kl_isotropic
 
 ARCH = Architecture(
-    depth=2, width=512, activation="relu", W_std=1.414, b_std=0.05, parameterization="ntk",
+    depth=2,
+    width=512,
+    activation="relu",
+    W_std=1.414,
+    b_std=0.05,
+    parameterization="ntk",
     n_outputs=10,
-)  # fmt: skip
+)
 
 
 def naive_lood(K: np.ndarray, Y: np.ndarray, sigma2: float, records: np.ndarray) -> dict:

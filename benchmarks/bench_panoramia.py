@@ -77,45 +77,73 @@ def main() -> None:
     x, y = x[keep], y[keep]
     split = split_members(len(y), tuple(args.fractions), seed=0)
     g = split.generator
-    print(f"D = {len(y)} members: generator {len(g)}, attack-train {len(split.attack_train)} "
-          f"(+ as many generated), attack-test {len(split.attack_test)} slots")  # fmt: skip
+    print(
+        f"D = {len(y)} members: generator {len(g)}, attack-train {len(split.attack_train)} "
+        f"(+ as many generated), attack-test {len(split.attack_test)} slots"
+    )
 
     t0 = time.perf_counter()
     vae, fit = train_generator(x[g], y[g], 10, VAEConfig(epochs=args.epochs), seed=0)
     t_vae = time.perf_counter() - t0
-    print(f"VAE {vae.config}: {t_vae:.1f} s ({args.threads} threads), negative ELBO "
-          f"{fit.loss_history[0]:.1f} -> {fit.loss_history[-1]:.1f}")  # fmt: skip
+    print(
+        f"VAE {vae.config}: {t_vae:.1f} s ({args.threads} threads), negative ELBO "
+        f"{fit.loss_history[0]:.1f} -> {fit.loss_history[-1]:.1f}"
+    )
     labels = vae.sample_labels(2000, seed=1)
     for temp in (1.0, 0.7):
         acc = sample_accuracy(x[g], y[g], vae.sample(labels, seed=2, temperature=temp), labels)
         print(f"sample accuracy (temperature {temp}): {acc:.3f}")
     test = split.attack_test
-    print(f"same classifier on real held-out members: "
-          f"{sample_accuracy(x[g], y[g], x[test], y[test]):.3f}")  # fmt: skip
+    print(
+        f"same classifier on real held-out members: "
+        f"{sample_accuracy(x[g], y[g], x[test], y[test]):.3f}"
+    )
 
-    arch = Architecture(depth=2, width=128, activation="relu", W_std=2**0.5, b_std=0.0,
-                        parameterization="ntk", n_outputs=10)  # fmt: skip
+    arch = Architecture(
+        depth=2,
+        width=128,
+        activation="relu",
+        W_std=2**0.5,
+        b_std=0.0,
+        parameterization="ntk",
+        n_outputs=10,
+    )
     tcfg = TrainConfig(epochs=20, lr=2.0, batch_size=64, momentum=0.9)
     t0 = time.perf_counter()
     sets = build_attack_sets(x, y, split, vae_source(vae), n_helper=len(g), seed=0)
     helper = train_helper(sets.x_helper, sets.y_helper, arch, tcfg, [101])
     targets = train_helper(x, y, arch, tcfg, list(range(1, args.targets + 1)))
     acc_h = (model_outputs(helper, arch, x[test]).argmax(-1) == y[test]).mean()
-    print(f"helper (trained on {len(sets.y_helper)} generated) accuracy on real members: "
-          f"{acc_h:.3f}; sets + helper + {args.targets} targets: "
-          f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+    print(
+        f"helper (trained on {len(sets.y_helper)} generated) accuracy on real members: "
+        f"{acc_h:.3f}; sets + helper + {args.targets} targets: "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     outs = [
         model_outputs(m, arch, s) for m in (helper, targets) for s in (sets.x_train, sets.x_test)
     ]
 
     n_mem = int(sets.test_member.sum())
     grid = guess_grid(len(sets.y_test))
-    print(f"attack-test: {len(sets.y_test)} slots, {n_mem} members; {len(grid)} thresholds; "
-          f"ceiling {bound_ceiling(n_mem, grid):.3f} (Bonferroni), "
-          f"{bound_ceiling(n_mem, np.array([n_mem]), correction='none'):.3f} "
-          f"(one threshold at r = {n_mem})")  # fmt: skip
-    cols = ["target", "c_lb", "c_plus_eps_lb", "eps_tilde", "baseline_r", "baseline_v",
-            "mia_r", "mia_v", "baseline_auc", "mia_auc", "ceiling"]  # fmt: skip
+    print(
+        f"attack-test: {len(sets.y_test)} slots, {n_mem} members; {len(grid)} thresholds; "
+        f"ceiling {bound_ceiling(n_mem, grid):.3f} (Bonferroni), "
+        f"{bound_ceiling(n_mem, np.array([n_mem]), correction='none'):.3f} "
+        f"(one threshold at r = {n_mem})"
+    )
+    cols = [
+        "target",
+        "c_lb",
+        "c_plus_eps_lb",
+        "eps_tilde",
+        "baseline_r",
+        "baseline_v",
+        "mia_r",
+        "mia_v",
+        "baseline_auc",
+        "mia_auc",
+        "ceiling",
+    ]
     defaults = PanoramiaSpec.from_config(section_defaults("panoramia"))
     variants = [("gbdt", False), ("gbdt", True), ("logistic", False), ("logistic", True)]
     for clf, use_inputs in variants[:1] if args.only == "gbdt" else variants:

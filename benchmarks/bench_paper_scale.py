@@ -79,8 +79,10 @@ def main() -> None:
             plain_epoch(arch, x, y, args.batch, 1e-3)
     sync(device)
     plain = (time.perf_counter() - t0) / (args.plain_models * args.epochs)
-    print(f"device {name}; N={args.n} d={args.d} depth={args.depth} width={args.width} "
-          f"batch={args.batch}")  # fmt: skip
+    print(
+        f"device {name}; N={args.n} d={args.d} depth={args.depth} width={args.width} "
+        f"batch={args.batch}"
+    )
     print("| K | s per model-epoch | model-epochs/s | vs plain loop | peak GPU mem (GiB) |")
     print("|---:|---:|---:|---:|---:|")
     print(f"| plain loop | {plain:.3f} | {1 / plain:.2f} | 1.0x | |")
@@ -100,8 +102,10 @@ def main() -> None:
         mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
         print(f"| {k} | {per:.3f} | {1 / per:.2f} | {plain / per:.1f}x | {mem:.1f} |")
     total = args.paper_models * args.paper_epochs * best
-    print(f"paper-scale run ({args.paper_models} models x {args.paper_epochs} epochs) at the best "
-          f"rate: {total / 3600:.1f} device-hours")  # fmt: skip
+    print(
+        f"paper-scale run ({args.paper_models} models x {args.paper_epochs} epochs) at the best "
+        f"rate: {total / 3600:.1f} device-hours"
+    )
 
 
 if __name__ == "__main__":

@@ -55,20 +55,38 @@ def main() -> None:
     records = pd.read_csv(base / "differ.csv").differ_idx.to_numpy()[: args.n_records]
     rows = []
     for record in records:
-        q0, baseline = initial_query(split.x_train, int(record), q.query_size, q.init,
-                                     derive_seed(q.seed, "query", int(record)))  # fmt: skip
+        q0, baseline = initial_query(
+            split.x_train,
+            int(record),
+            q.query_size,
+            q.init,
+            derive_seed(q.seed, "query", int(record)),
+        )
         q_data, idx = data_starts(obj, K, int(record), n_data, q.query_size)
-        res = optimize_query(obj, int(record), np.concatenate([q0[None], q_data]), q)  # fmt: skip
-        rows.append(reconstruction_row(obj, res, int(record), baseline, split.unnormalize, idx,
-                                       q.init))  # fmt: skip
+        res = optimize_query(obj, int(record), np.concatenate([q0[None], q_data]), q)
+        rows.append(
+            reconstruction_row(obj, res, int(record), baseline, split.unnormalize, idx, q.init)
+        )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     df = pd.DataFrame(rows)
-    cols = ["differ_idx", "lood_at_record", "lood_optimized", "ratio", "kernel_cosine",
-            "pixel_l2", "baseline_pixel_l2", "n_steps", "start", "start_record"]  # fmt: skip
+    cols = [
+        "differ_idx",
+        "lood_at_record",
+        "lood_optimized",
+        "ratio",
+        "kernel_cosine",
+        "pixel_l2",
+        "baseline_pixel_l2",
+        "n_steps",
+        "start",
+        "start_record",
+    ]
     print(df[cols].round(4).to_string(index=False))
     ok = df.ratio >= 0.99
-    print(f"{name}: {n_data} data starts; {ok.sum()}/{len(df)} records reach >= 0.99 of their "
-          f"LOOD; {wall:.1f} s wall, {cpu:.1f} s CPU ({wall / len(df):.2f} s per record)")  # fmt: skip
+    print(
+        f"{name}: {n_data} data starts; {ok.sum()}/{len(df)} records reach >= 0.99 of their "
+        f"LOOD; {wall:.1f} s wall, {cpu:.1f} s CPU ({wall / len(df):.2f} s per record)"
+    )
     if args.out:
         df.to_csv(args.out, index=False)
 

@@ -53,10 +53,30 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 MARGIN_S = 20.0  # seconds kept back from the budget for start-up, JSON and the summary
 
-FULL = {"n": 10000, "d": 3072, "depth": 9, "width": 1024, "k": 100, "epochs": 5,
-        "batch": 64, "loop_models": 3, "nngp_n": 10000, "nngp_block": 1000}  # fmt: skip
-SMOKE = {"n": 256, "d": 64, "depth": 2, "width": 32, "k": 4, "epochs": 1,
-         "batch": 64, "loop_models": 2, "nngp_n": 128, "nngp_block": 64}  # fmt: skip
+FULL = {
+    "n": 10000,
+    "d": 3072,
+    "depth": 9,
+    "width": 1024,
+    "k": 100,
+    "epochs": 5,
+    "batch": 64,
+    "loop_models": 3,
+    "nngp_n": 10000,
+    "nngp_block": 1000,
+}
+SMOKE = {
+    "n": 256,
+    "d": 64,
+    "depth": 2,
+    "width": 32,
+    "k": 4,
+    "epochs": 1,
+    "batch": 64,
+    "loop_models": 2,
+    "nngp_n": 128,
+    "nngp_block": 64,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,8 +112,14 @@ def loaded_cuda_libraries() -> dict[str, list[str]]:
     for line in maps:
         path = line.split()[-1] if "/" in line else ""
         name = Path(path).name
-        for lib in ("libcudnn", "libcublasLt", "libcublas", "libnccl", "libcusparseLt",
-                    "libcusparse"):  # fmt: skip
+        for lib in (
+            "libcudnn",
+            "libcublasLt",
+            "libcublas",
+            "libnccl",
+            "libcusparseLt",
+            "libcusparse",
+        ):
             if name.startswith(lib + ".") or name.startswith(lib + "_"):
                 found.setdefault(lib, set()).add(path)
                 break
@@ -105,8 +131,17 @@ def ensure_cuda_stack(log: logging.Logger) -> str:
     missing = cuda_stack_missing()
     if not missing:
         return "present"
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt"),
-           "-e", f"{ROOT}[all,gpu]"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-c",
+        str(ROOT / "constraints.txt"),
+        "-e",
+        f"{ROOT}[all,gpu]",
+    ]
     log.info("missing %s: running %s", ", ".join(missing), " ".join(cmd))
     done = subprocess.run(cmd)
     if done.returncode != 0:
@@ -190,8 +225,15 @@ def part_train(
     def left() -> float:
         return budget_s - (time.perf_counter() - t_start)
 
-    arch = Architecture(depth=cfg["depth"], width=cfg["width"], activation="relu", W_std=2**0.5,
-                        b_std=0.0, parameterization="standard", n_outputs=2)  # fmt: skip
+    arch = Architecture(
+        depth=cfg["depth"],
+        width=cfg["width"],
+        activation="relu",
+        W_std=2**0.5,
+        b_std=0.0,
+        parameterization="standard",
+        n_outputs=2,
+    )
     k, n, epochs, batch, lr = cfg["k"], cfg["n"], cfg["epochs"], cfg["batch"], 0.01
     x_cpu, y_cpu = synthetic(n, cfg["d"])
 
@@ -201,9 +243,15 @@ def part_train(
         tcfg = TrainConfig(epochs=n_epochs, lr=lr, batch_size=batch, loss="cross_entropy")
         sync()
         t0 = time.perf_counter()
-        res = train_ensemble(arch, tcfg, x_cpu[:n_rec], y_cpu[:n_rec], masks,
-                             list(range(n_models)),
-                             EnsembleOptions(device=device, chunk_size=n_models))  # fmt: skip
+        res = train_ensemble(
+            arch,
+            tcfg,
+            x_cpu[:n_rec],
+            y_cpu[:n_rec],
+            masks,
+            list(range(n_models)),
+            EnsembleOptions(device=device, chunk_size=n_models),
+        )
         sync()
         return time.perf_counter() - t0, res
 
@@ -225,24 +273,38 @@ def part_train(
         torch.cuda.reset_peak_memory_stats()
     t_ens, res = ensemble(n, epochs, k)
     steps_ens = int(res.n_updates.max())
-    log.info("ensemble: %d models x %d epochs on N=%d in %.2fs (%s)", k, epochs, n, t_ens,
-             res.extra.get("first_layer"))  # fmt: skip
+    log.info(
+        "ensemble: %d models x %d epochs on N=%d in %.2fs (%s)",
+        k,
+        epochs,
+        n,
+        t_ens,
+        res.extra.get("first_layer"),
+    )
     report = {
         "device": describe_device(device),
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
         "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "n": n, "d": cfg["d"], "depth": arch.depth, "width": arch.width, "k": k,
-        "epochs": epochs, "batch": batch, "loss": "cross_entropy", "optimizer": "sgd",
-        "lr": lr, "scaled_down": scaled,
+        "n": n,
+        "d": cfg["d"],
+        "depth": arch.depth,
+        "width": arch.width,
+        "k": k,
+        "epochs": epochs,
+        "batch": batch,
+        "loss": "cross_entropy",
+        "optimizer": "sgd",
+        "lr": lr,
+        "scaled_down": scaled,
         "calibration_s": round(t_cal, 3),
         "ensemble_first_layer": res.extra.get("first_layer"),
         "ensemble_s": round(t_ens, 3),
         "ensemble_steps_per_model": steps_ens,
         "ensemble_models_per_s": k / t_ens,
         "ensemble_peak_gpu_bytes": torch.cuda.max_memory_allocated() if cuda else None,
-    }  # fmt: skip
+    }
     save(report)  # kept if the loop overruns the budget
     del res
     if cuda:
@@ -274,18 +336,20 @@ def part_train(
         sync()
         loop_times.append((time.perf_counter() - t0) * epochs / loop_epochs)
     per_model = sum(loop_times) / len(loop_times)
-    report.update({
-        "loop_models_timed": len(loop_times),
-        "loop_epochs_run": loop_epochs,
-        "loop_s_per_model": [round(t, 3) for t in loop_times],
-        "loop_steps_per_model": steps_loop * epochs // loop_epochs,
-        "loop_models_per_s": 1.0 / per_model,
-        "loop_s_for_k_extrapolated": round(per_model * k, 1),
-        "loop_peak_gpu_bytes": torch.cuda.max_memory_allocated() if cuda else None,
-        "speedup_ensemble_over_loop": per_model * k / t_ens,
-        "cuda_libraries_loaded": loaded_cuda_libraries(),
-        "seconds": round(time.perf_counter() - t_start, 1),
-    })  # fmt: skip
+    report.update(
+        {
+            "loop_models_timed": len(loop_times),
+            "loop_epochs_run": loop_epochs,
+            "loop_s_per_model": [round(t, 3) for t in loop_times],
+            "loop_steps_per_model": steps_loop * epochs // loop_epochs,
+            "loop_models_per_s": 1.0 / per_model,
+            "loop_s_for_k_extrapolated": round(per_model * k, 1),
+            "loop_peak_gpu_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+            "speedup_ensemble_over_loop": per_model * k / t_ens,
+            "cuda_libraries_loaded": loaded_cuda_libraries(),
+            "seconds": round(time.perf_counter() - t_start, 1),
+        }
+    )
     return report
 
 
@@ -314,8 +378,15 @@ def part_nngp(
     plugin = jax_cuda_plugin()
     if backend == "cpu" and plugin and not cfg["smoke"]:
         raise RuntimeError(f"JAX runs on the CPU although {plugin} is installed")
-    arch = Architecture(depth=cfg["depth"], width=cfg["width"], activation="relu", W_std=2**0.5,
-                        b_std=0.05, parameterization="ntk", n_outputs=2)  # fmt: skip
+    arch = Architecture(
+        depth=cfg["depth"],
+        width=cfg["width"],
+        activation="relu",
+        W_std=2**0.5,
+        b_std=0.05,
+        parameterization="ntk",
+        n_outputs=2,
+    )
     n, block = cfg["nngp_n"], cfg["nngp_block"]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, cfg["d"]))
@@ -345,19 +416,25 @@ def part_nngp(
         "backend": backend,
         "devices": [str(d) for d in jax.devices()],
         "device_kind": jax.devices()[0].device_kind,
-        "n": n, "d": cfg["d"], "depth": arch.depth, "block": block, "dtype": str(K.dtype),
+        "n": n,
+        "d": cfg["d"],
+        "depth": arch.depth,
+        "block": block,
+        "dtype": str(K.dtype),
         "scaled_down": scaled,
-        "calibration_n": n_cal, "calibration_s": round(t_cal, 3),
+        "calibration_n": n_cal,
+        "calibration_s": round(t_cal, 3),
         "kernel_s": round(t_kernel, 3),
         "peak_bytes_in_use": stats.get("peak_bytes_in_use"),
         "bytes_limit": stats.get("bytes_limit"),
         "finite": bool(np.isfinite(K).all()),
         "jax_cuda_plugin": plugin,
-        "expected_backend": "gpu" if plugin else "cpu (no JAX CUDA plugin: the GPU install "
-        "keeps JAX on the CPU)",
+        "expected_backend": "gpu"
+        if plugin
+        else "cpu (no JAX CUDA plugin: the GPU install keeps JAX on the CPU)",
         "cuda_libraries_loaded": loaded_cuda_libraries(),
         "seconds": round(time.perf_counter() - t_start, 1),
-    }  # fmt: skip
+    }
 
 
 PARTS = {"train": part_train, "nngp": part_nngp}
@@ -370,11 +447,23 @@ def run_part(name: str, args: argparse.Namespace, budget_s: float, log: logging.
     """Run one part in a subprocess killed at ``budget_s``; its dict, or why there is none."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{name}.json"
-        cmd = [sys.executable, __file__, "--part", name, "--part-out", str(out),
-               "--budget-s", str(budget_s)] + (["--smoke"] if args.smoke else [])  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--part",
+            name,
+            "--part-out",
+            str(out),
+            "--budget-s",
+            str(budget_s),
+        ] + (["--smoke"] if args.smoke else [])
         cmd += ["--set", *args.set] if args.set else []
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))  # fmt: skip
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(
+                [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+            ).rstrip(os.pathsep),
+        )
         t0 = time.perf_counter()
         try:
             done = subprocess.run(cmd, env=env, timeout=max(budget_s, 1.0) + 10.0)
@@ -396,9 +485,19 @@ def run_part(name: str, args: argparse.Namespace, budget_s: float, log: logging.
 def versions() -> dict[str, str | None]:
     """Installed versions of the packages the check depends on (None: not installed)."""
     found: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("torch", "jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt",
-                "neural-tangents", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13", "nvidia-cublas",
-                "nvidia-nccl-cu13", "nvidia-cusparse"):  # fmt: skip
+    for pkg in (
+        "torch",
+        "jax",
+        "jaxlib",
+        "jax-cuda12-plugin",
+        "jax-cuda12-pjrt",
+        "neural-tangents",
+        "nvidia-cudnn-cu12",
+        "nvidia-cudnn-cu13",
+        "nvidia-cublas",
+        "nvidia-nccl-cu13",
+        "nvidia-cusparse",
+    ):
         try:
             found[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
@@ -433,9 +532,11 @@ def default_out() -> Path:
 def summary(report: dict[str, Any]) -> str:
     """The figures in a few lines (a part that failed shows its error and what it saved)."""
     tr, ng = report["train"], report["nngp"]
-    lines = [("SMOKE RUN (tiny sizes: checks the script, measures nothing); " if report["smoke"]
-              else "") + f"install: {report['install']}; budget {report['budget_s']}s, "
-             f"took {report['seconds']}s"]  # fmt: skip
+    lines = [
+        ("SMOKE RUN (tiny sizes: checks the script, measures nothing); " if report["smoke"] else "")
+        + f"install: {report['install']}; budget {report['budget_s']}s, "
+        f"took {report['seconds']}s"
+    ]
     if "skipped" in tr:
         lines.append(f"train: skipped ({tr['skipped']})")
     if "error" in tr:
@@ -473,27 +574,47 @@ def summary(report: dict[str, Any]) -> str:
     for name, part in (("train", tr), ("nngp", ng)):
         libs = part.get("cuda_libraries_loaded")
         if libs is not None:
-            lines.append(f"{name} loaded: " + ("; ".join(
-                f"{lib} {', '.join(paths)}" for lib, paths in libs.items()) or "no CUDA libraries"))  # fmt: skip
+            lines.append(
+                f"{name} loaded: "
+                + (
+                    "; ".join(f"{lib} {', '.join(paths)}" for lib, paths in libs.items())
+                    or "no CUDA libraries"
+                )
+            )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CPU is fine), seconds")
-    ap.add_argument("--budget-s", type=float, default=480.0,
-                    help="wall-clock limit of the whole check; sizes scale down to fit")  # fmt: skip
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=480.0,
+        help="wall-clock limit of the whole check; sizes scale down to fit",
+    )
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default: see module doc)")
     ap.add_argument("--no-install", action="store_true", help="never run pip; use what is there")
-    ap.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=sorted(PARTS),
-                    help="which parts to run (default: both; train alone on a torch-only node)")  # fmt: skip
-    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=INT",
-                    help=f"override sizes ({', '.join(FULL)}), e.g. --set k=50 epochs=3")  # fmt: skip
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        choices=sorted(PARTS),
+        default=sorted(PARTS),
+        help="which parts to run (default: both; train alone on a torch-only node)",
+    )
+    ap.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=INT",
+        help=f"override sizes ({', '.join(FULL)}), e.g. --set k=50 epochs=3",
+    )
     ap.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
     ap.add_argument("--part-out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     log = logging.getLogger("gpu_check")
     cfg = dict(SMOKE if args.smoke else FULL)
     for item in args.set:
@@ -549,8 +670,11 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2))
     print(summary(report))
     print(f"wrote {out}")
-    failed = [f"{name}: {part['error']}" for name, part in (("train", train), ("nngp", nngp))
-              if "error" in part]  # fmt: skip
+    failed = [
+        f"{name}: {part['error']}"
+        for name, part in (("train", train), ("nngp", nngp))
+        if "error" in part
+    ]
     for line in failed:
         print(f"FAILED {line}")
     return 1 if failed else 0

@@ -163,11 +163,25 @@ def resolve(
     env["PIP_CONFIG_FILE"] = os.devnull
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
-        cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
-               "--index-url", index_url, "--report", str(out)]  # fmt: skip
+        cmd = [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "-q",
+            "--index-url",
+            index_url,
+            "--report",
+            str(out),
+        ]
         cmd += ["-c", str(constraints)] if constraints else []
-        subprocess.run(cmd + ["-e", target] if target.startswith(("/", ".")) else cmd + [target],
-                       check=True, env=env)  # fmt: skip
+        subprocess.run(
+            cmd + ["-e", target] if target.startswith(("/", ".")) else cmd + [target],
+            check=True,
+            env=env,
+        )
         return json.loads(out.read_text())
 
 
@@ -200,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--constraints", type=Path, default=ROOT / "constraints.txt")
     ap.add_argument("--json", type=Path, help="write the full result here")
     args = ap.parse_args(argv)
-    report = (json.loads(args.report.read_text()) if args.report
-              else resolve(args.target, args.constraints))  # fmt: skip
+    report = (
+        json.loads(args.report.read_text())
+        if args.report
+        else resolve(args.target, args.constraints)
+    )
     lines = args.constraints.read_text().splitlines() if args.constraints else []
     result = check(report, lines)
     if args.json:
@@ -216,9 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     for wheel in result["unpinned_cuda"]:
         print(f"UNPINNED CUDA wheel {wheel}")
     gb = 1e9
-    print(f"{len(result['resolved'])} distributions, {len(result['collisions'])} colliding paths, "
-          f"downloads {result['download_bytes'] / gb:.2f} GB (CUDA wheels "
-          f"{result['cuda_download_bytes'] / gb:.2f} GB)")  # fmt: skip
+    print(
+        f"{len(result['resolved'])} distributions, {len(result['collisions'])} colliding paths, "
+        f"downloads {result['download_bytes'] / gb:.2f} GB (CUDA wheels "
+        f"{result['cuda_download_bytes'] / gb:.2f} GB)"
+    )
     return 1 if result["collisions"] or result["unpinned_cuda"] else 0
 
 

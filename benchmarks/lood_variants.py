@@ -56,27 +56,41 @@ def main() -> None:
         t_ev = time.perf_counter() - t0
         for choice, s2 in ((f"{fixed:g}", fixed), ("auto", ev["sigma2"])):
             t0 = time.perf_counter()
-            table = lood_table(K, split.y_train, split.n_classes, s2, differ,
-                               Theta=theta if kernel == "ntk" else None)  # fmt: skip
+            table = lood_table(
+                K,
+                split.y_train,
+                split.n_classes,
+                s2,
+                differ,
+                Theta=theta if kernel == "ntk" else None,
+            )
             t_lood = time.perf_counter() - t0
             kl = table.kl_lood.to_numpy()
             auc = mia.mia_auc.to_numpy()
-            rows.append({
-                "experiment": name, "kernel": kernel, "sigma2": choice, "sigma2_value": s2,
-                "at_bound": ev["at_bound"] if choice == "auto" else False,
-                "pearson_kl_mia": stats.pearsonr(kl, auc)[0],
-                "spearman_kl_mia": stats.spearmanr(kl, auc)[0],
-                "pearson_logkl_mia": stats.pearsonr(np.log(kl), auc)[0],
-                "pearson_gpauc_mia": stats.pearsonr(table.nngp_auc, auc)[0],
-                "kl_median": float(np.median(kl)),
-                "lood_s": t_lood, "evidence_s": t_ev if choice == "auto" else 0.0,
-                "ntk_kernel_s": t_ntk if kernel == "ntk" else 0.0,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "experiment": name,
+                    "kernel": kernel,
+                    "sigma2": choice,
+                    "sigma2_value": s2,
+                    "at_bound": ev["at_bound"] if choice == "auto" else False,
+                    "pearson_kl_mia": stats.pearsonr(kl, auc)[0],
+                    "spearman_kl_mia": stats.spearmanr(kl, auc)[0],
+                    "pearson_logkl_mia": stats.pearsonr(np.log(kl), auc)[0],
+                    "pearson_gpauc_mia": stats.pearsonr(table.nngp_auc, auc)[0],
+                    "kl_median": float(np.median(kl)),
+                    "lood_s": t_lood,
+                    "evidence_s": t_ev if choice == "auto" else 0.0,
+                    "ntk_kernel_s": t_ntk if kernel == "ntk" else 0.0,
+                }
+            )
     df = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df.round(4).to_string(index=False))
-    print(f"N = {len(K)}, {len(differ)} records; mean diag K {np.mean(np.diagonal(K)):.4g}, "
-          f"Theta {np.mean(np.diagonal(theta)):.4g}")  # fmt: skip
+    print(
+        f"N = {len(K)}, {len(differ)} records; mean diag K {np.mean(np.diagonal(K)):.4g}, "
+        f"Theta {np.mean(np.diagonal(theta)):.4g}"
+    )
     if args.out:
         df.to_csv(args.out, index=False)
 

@@ -52,8 +52,11 @@ def score_table(base: Path, n_splits: int, seed: int) -> pd.DataFrame:
         for score in MIA_SCORES:
             auc, std, diff = record_mia(ins, outs, int(label), score, n_splits, seed + j)
             row |= {f"auc_{score}": auc, f"auc_std_{score}": std}
-        row |= {"pred_diff_halves": diff, "kl_lood": float(lood.kl_lood[record]),
-                "mia_csv_auc": float(mia.mia_auc[record])}  # fmt: skip
+        row |= {
+            "pred_diff_halves": diff,
+            "kl_lood": float(lood.kl_lood[record]),
+            "mia_csv_auc": float(mia.mia_auc[record]),
+        }
         rows.append(row)
     table = pd.DataFrame(rows)
     table.insert(6, "auc_difference", table.auc_output_vector - table.auc_margin)
@@ -92,8 +95,12 @@ def main() -> None:
     ap.add_argument("--configfile", default="config.yaml")
     ap.add_argument("--experiment", default=None, help="default: the config's first experiment")
     ap.add_argument("--results", default=None, help="results directory (default: the config's)")
-    ap.add_argument("--out", default=None, help="also write the per-record table as CSV here, "
-                    "and the summary as JSON beside it (.json)")  # fmt: skip
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="also write the per-record table as CSV here, "
+        "and the summary as JSON beside it (.json)",
+    )
     args = ap.parse_args()
     config = lc.load_config(yaml.safe_load(Path(args.configfile).read_text()))
     name = args.experiment or next(iter(config["experiments"]))
@@ -104,15 +111,21 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     written = pd.read_csv(base / "mia.csv").get("mia_score", pd.Series(["margin"]))[0]
     gap = float(np.max(np.abs(table.mia_csv_auc - table[f"auc_{written}"])))
-    result = summary(table) | {"experiment": name, "mia_csv_score": written,
-                               "mia_csv_max_abs_gap": gap, "seconds": seconds}  # fmt: skip
+    result = summary(table) | {
+        "experiment": name,
+        "mia_csv_score": written,
+        "mia_csv_max_abs_gap": gap,
+        "seconds": seconds,
+    }
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(4).to_string(index=False))
     for key, value in result.items():
         print(f"{key:32s} {value:.4f}" if isinstance(value, float) else f"{key:32s} {value}")
     if gap > 1e-6:
-        print(f"WARNING: mia.csv's mia_auc ({written}) differs from the recomputed one by {gap:.3g}"
-              " (other n_splits / seed in the config than the run's?)")  # fmt: skip
+        print(
+            f"WARNING: mia.csv's mia_auc ({written}) differs from the recomputed one by {gap:.3g}"
+            " (other n_splits / seed in the config than the run's?)"
+        )
     if args.out:
         table.to_csv(args.out, index=False, float_format="%.10g")
         Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")

@@ -44,16 +44,20 @@ def depth_table(cfg: dict, base: Path, depths: list[int]) -> pd.DataFrame:
         K = nngp_kernel(arch, split.x_train, batch_size=spec.kernel_batch_size)
         table = lood_table(K, split.y_train, split.n_classes, sigma2, differ)
         md = table.mean_dist_lood.to_numpy()
-        rows.append({
-            "depth": depth, "model_depth": int(cfg["model"]["depth"]),
-            "pearson_kl_mia": stats.pearsonr(table.kl_lood, auc)[0],
-            "spearman_kl_mia": stats.spearmanr(table.kl_lood, auc)[0],
-            "pearson_gpauc_mia": stats.pearsonr(table.nngp_auc, auc)[0],
-            "pearson_md_diff": stats.pearsonr(md, mia.pred_diff)[0],
-            "orig_md_diff": stats.pearsonr(np.sqrt(md / (2 * split.n_classes)),
-                                           np.sqrt(mia.pred_diff_halves))[0],
-            "seconds": time.perf_counter() - t0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "depth": depth,
+                "model_depth": int(cfg["model"]["depth"]),
+                "pearson_kl_mia": stats.pearsonr(table.kl_lood, auc)[0],
+                "spearman_kl_mia": stats.spearmanr(table.kl_lood, auc)[0],
+                "pearson_gpauc_mia": stats.pearsonr(table.nngp_auc, auc)[0],
+                "pearson_md_diff": stats.pearsonr(md, mia.pred_diff)[0],
+                "orig_md_diff": stats.pearsonr(
+                    np.sqrt(md / (2 * split.n_classes)), np.sqrt(mia.pred_diff_halves)
+                )[0],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -35,7 +35,7 @@ def _neutral(path, value, only, ignore):
         return value
     defaults = lc.section_defaults(path)
     out = {k: (defaults[k] if (only and k not in only) or k in ignore else v)
-           for k, v in value.items()}  # fmt: skip
+           for k, v in value.items()}
     if path == "train" and not out["dp"]["enabled"]:
         out["dp"] = lc.section_defaults("train.dp")
     return out
@@ -163,7 +163,7 @@ def same_record_inputs():
     experiments reads (plot_activation, plot_dp)."""
     files = {}
     paths = {"mia": rules.mia.output[0], "lood": rules.lood.output[0],
-             "differ": rules.split.output.differ, "split": rules.split.output.split}  # fmt: skip
+             "differ": rules.split.output.differ, "split": rules.split.output.split}
     for key, path in paths.items():
         for e, p in per_experiment(path).items():
             files[f"{key}_{e}"] = p
@@ -186,7 +186,7 @@ def panoramia_comparison_inputs(wildcards):
     MIA, LOOD and, when on, the one-run audit."""
     files = {}
     paths = {"panoramia": rules.panoramia_audit.output.table, "in": rules.train_in.output.models,
-             "mia": rules.mia.output[0], "lood": rules.lood.output[0]}  # fmt: skip
+             "mia": rules.mia.output[0], "lood": rules.lood.output[0]}
     if config["audit"]["enabled"]:
         paths["audit"] = rules.audit.output.table
     for key, path in paths.items():

@@ -3,7 +3,7 @@
 # train settings that change the influence model (n_in, n_out, shards ... do not)
 INFLUENCE_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
                         "loss", "lr_schedule", "lr_milestones", "lr_gamma", "shuffle", "seed", "device",
-                        "dp")  # fmt: skip
+                        "dp")
 
 
 rule train_influence:

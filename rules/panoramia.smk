@@ -6,7 +6,7 @@ PANORAMIA = f"{RESULTS}/{{experiment}}/panoramia"
 # train settings that change the helper model (trained without DP: it is the auditor's model)
 PANORAMIA_HELPER_TRAIN_KEYS = ("epochs", "batch_size", "lr", "optimizer", "momentum",
                                "weight_decay", "loss", "lr_schedule", "lr_milestones", "lr_gamma",
-                               "shuffle", "seed", "device")  # fmt: skip
+                               "shuffle", "seed", "device")
 
 
 rule panoramia_split:
@@ -106,7 +106,7 @@ rule panoramia_audit:
         model=section("model"),
         loss=section("train.loss"),
         panoramia=section("panoramia", ignore=("enabled", "fractions", "n_helper", "generator",
-                                               "n_examples")),  # fmt: skip
+                                               "n_examples")),
     log:
         f"{RESULTS}/{{experiment}}/logs/panoramia_audit.log",
     benchmark:

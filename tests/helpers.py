@@ -61,8 +61,13 @@ def mia_spec(**mia: Any) -> MiaSpec:
     return MiaSpec.from_config(lc.section_defaults("mia") | mia)
 
 
-def make_job(split: Any, model: dict[str, Any] | Architecture, train: dict[str, Any],
-             where: str = "test", threads: int = 1) -> Any:  # fmt: skip
+def make_job(
+    split: Any,
+    model: dict[str, Any] | Architecture,
+    train: dict[str, Any],
+    where: str = "test",
+    threads: int = 1,
+) -> Any:
     """A training job (:func:`lood.jobs.training.start_job`) on ``split`` with partial settings."""
     from lood.jobs.training import start_job
 
@@ -82,21 +87,40 @@ def split_of(x: Any, y: Any, n_test: int = 5) -> Any:
 
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
-    return Split(x_train=x, y_train=y, x_test=x[:n_test], y_test=y[:n_test],
-                 train_source_idx=np.arange(len(y)), test_source_idx=np.arange(n_test),
-                 image_shape=(x.shape[1],), classes=tuple(range(int(y.max()) + 1)))  # fmt: skip
+    return Split(
+        x_train=x,
+        y_train=y,
+        x_test=x[:n_test],
+        y_test=y[:n_test],
+        train_source_idx=np.arange(len(y)),
+        test_source_idx=np.arange(n_test),
+        image_shape=(x.shape[1],),
+        classes=tuple(range(int(y.max()) + 1)),
+    )
 
 
 def job_for(arch: Architecture, tcfg: Any, x: Any, y: Any, **train: Any) -> Any:
     """A job training ``arch`` with the optimisation settings ``tcfg`` on ``x``, ``y``."""
-    keys = ("epochs", "lr", "batch_size", "optimizer", "momentum", "weight_decay", "loss",
-            "lr_schedule", "lr_milestones", "lr_gamma", "shuffle")  # fmt: skip
+    keys = (
+        "epochs",
+        "lr",
+        "batch_size",
+        "optimizer",
+        "momentum",
+        "weight_decay",
+        "loss",
+        "lr_schedule",
+        "lr_milestones",
+        "lr_gamma",
+        "shuffle",
+    )
     settings = {k: getattr(tcfg, k) for k in keys}
     return make_job(split_of(x, y), arch, settings | {"device": "cpu"} | train)
 
 
-def write_cifar_raw(root: Path, per_batch: int = 2, n_test: int = 3,
-                    n_classes: int = 10) -> tuple[Any, ...]:  # fmt: skip
+def write_cifar_raw(
+    root: Path, per_batch: int = 2, n_test: int = 3, n_classes: int = 10
+) -> tuple[Any, ...]:
     """Small CIFAR-10 batches pickled like the real ones (protocol 2, dict of bytes keys); random
     pixels, labels drawn from the first ``n_classes`` classes."""
     import pickle

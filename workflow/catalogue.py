@@ -110,9 +110,14 @@ class Sizes:
     def training(self, n_models: int, n_eval: int, **kw: Any) -> Request:
         """Training ``n_models`` of the experiment's networks, evaluated on ``n_eval`` records."""
         return ensemble_training(
-            self.problem, self.train_settings, n_models=n_models, n_eval=n_eval, gpu=self.gpu,
-            max_cpus=self.max_gpu_cpus if self.gpu else self.max_cpus, **kw,
-        )  # fmt: skip
+            self.problem,
+            self.train_settings,
+            n_models=n_models,
+            n_eval=n_eval,
+            gpu=self.gpu,
+            max_cpus=self.max_gpu_cpus if self.gpu else self.max_cpus,
+            **kw,
+        )
 
     def gradients(
         self,
@@ -127,16 +132,24 @@ class Sizes:
         default: the experiment's setting)."""
         gpu = self.gpu if gpu is None else gpu
         return single_model_gradients(
-            self.problem, n_records=n_records, passes=passes, block=block, solve=solve,
-            checkpoints=checkpoints, gpu=gpu,
+            self.problem,
+            n_records=n_records,
+            passes=passes,
+            block=block,
+            solve=solve,
+            checkpoints=checkpoints,
+            gpu=gpu,
             max_cpus=self.max_gpu_cpus if gpu else self.max_cpus,
-        )  # fmt: skip
+        )
 
     def kernel(self) -> Request:
         return nngp_kernel(
-            n_train=self.n, d=self.d, depth=self.kernel_depth, batch_size=self.kernel_batch_size,
+            n_train=self.n,
+            d=self.d,
+            depth=self.kernel_depth,
+            batch_size=self.kernel_batch_size,
             max_cpus=self.max_cpus,
-        )  # fmt: skip
+        )
 
     def lood(self, n_records: int) -> Request:
         return gp_lood(
@@ -272,7 +285,7 @@ RULES: dict[str, Rule] = {
             n_queries=s.query_size,
             n_evaluations=s.n_query * s.query_steps,
             max_cpus=s.max_cpus,
-        ),  # fmt: skip
+        ),
         hint="query.n_steps, query.n_records",
         stage="query",
     ),

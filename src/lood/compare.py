@@ -51,8 +51,11 @@ def influence_table(
     Columns: differ_idx, label, pred_diff, mia_auc, mean_dist_lood, kl_lood, tracin,
     influence_function.
     """
-    df = merge_on_records(mia[KEYS + ["pred_diff", "mia_auc"]], lood[KEYS + ["mean_dist_lood", "kl_lood"]],
-                "mia.csv vs lood.csv")  # fmt: skip
+    df = merge_on_records(
+        mia[KEYS + ["pred_diff", "mia_auc"]],
+        lood[KEYS + ["mean_dist_lood", "kl_lood"]],
+        "mia.csv vs lood.csv",
+    )
     df = merge_on_records(df, tracin[KEYS + ["tracin"]], "tracin.csv")
     return merge_on_records(df, influence[KEYS + ["influence_function"]], "influence_function.csv")
 
@@ -83,13 +86,25 @@ def activation_table(
     kl_lood, mean_dist_lood, nngp_auc, mia_auc, mia_auc_std, pred_diff."""
     parts = []
     for name, (act, mia, lood) in tables.items():
-        df = merge_on_records(mia[KEYS + ["mia_auc", "mia_auc_std", "pred_diff"]],
-                    lood[KEYS + ["kl_lood", "mean_dist_lood", "nngp_auc"]], name)  # fmt: skip
+        df = merge_on_records(
+            mia[KEYS + ["mia_auc", "mia_auc_std", "pred_diff"]],
+            lood[KEYS + ["kl_lood", "mean_dist_lood", "nngp_auc"]],
+            name,
+        )
         df.insert(0, "activation", act)
         df.insert(0, "experiment", name)
         parts.append(df)
-    cols = ["experiment", "activation", *KEYS, "kl_lood", "mean_dist_lood", "nngp_auc",
-            "mia_auc", "mia_auc_std", "pred_diff"]  # fmt: skip
+    cols = [
+        "experiment",
+        "activation",
+        *KEYS,
+        "kl_lood",
+        "mean_dist_lood",
+        "nngp_auc",
+        "mia_auc",
+        "mia_auc_std",
+        "pred_diff",
+    ]
     return pd.concat(parts, ignore_index=True)[cols]
 
 
@@ -108,15 +123,34 @@ def activation_stats(long: pd.DataFrame) -> pd.DataFrame:
     experiments = list(dict.fromkeys(long.experiment))
     for name in experiments:
         sub = long[long.experiment == name]
-        for xa, ya in [("kl_lood", "mia_auc"), ("nngp_auc", "mia_auc"),
-                       ("mean_dist_lood", "pred_diff")]:  # fmt: skip
-            rows.append({"comparison": "within", "experiment_a": name, "experiment_b": name,
-                         "metric_a": xa, "metric_b": ya, **_stats(sub[xa], sub[ya])})  # fmt: skip
+        for xa, ya in [
+            ("kl_lood", "mia_auc"),
+            ("nngp_auc", "mia_auc"),
+            ("mean_dist_lood", "pred_diff"),
+        ]:
+            rows.append(
+                {
+                    "comparison": "within",
+                    "experiment_a": name,
+                    "experiment_b": name,
+                    "metric_a": xa,
+                    "metric_b": ya,
+                    **_stats(sub[xa], sub[ya]),
+                }
+            )
     for a, b in itertools.combinations(experiments, 2):
         for metric in ACTIVATION_METRICS:
             w = wide_table(long, metric)
-            rows.append({"comparison": "paired", "experiment_a": a, "experiment_b": b,
-                         "metric_a": metric, "metric_b": metric, **_stats(w[a], w[b])})  # fmt: skip
+            rows.append(
+                {
+                    "comparison": "paired",
+                    "experiment_a": a,
+                    "experiment_b": b,
+                    "metric_a": metric,
+                    "metric_b": metric,
+                    **_stats(w[a], w[b]),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -46,9 +46,15 @@ def write_correlation_stats(
     stats_df = pd.DataFrame(rows)
     write_csv(stats_df, path, allow_nan=STAT_COLUMNS + CEILING_COLUMNS)
     for r in rows:
-        logger.info("%s vs %s: Pearson r=%.3f (p=%.2g), Spearman %.3f (p=%.2g)",
-                    r["x"], r["y"], r["pearson_r"], r["pearson_p"], r["spearman_r"],
-                    r["spearman_p"])  # fmt: skip
+        logger.info(
+            "%s vs %s: Pearson r=%.3f (p=%.2g), Spearman %.3f (p=%.2g)",
+            r["x"],
+            r["y"],
+            r["pearson_r"],
+            r["pearson_p"],
+            r["spearman_r"],
+            r["spearman_p"],
+        )
     return stats_df
 
 

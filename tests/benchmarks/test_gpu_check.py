@@ -19,10 +19,21 @@ def test_gpu_check_smoke_writes_its_figures(tmp_path):
     out = tmp_path / "gpu_check.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--no-install",
-         "--budget-s", "120", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--smoke",
+            "--no-install",
+            "--budget-s",
+            "120",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     report = json.loads(out.read_text())
     assert report["smoke"] and report["install"] == "skipped"
@@ -49,10 +60,19 @@ def _run(tmp_path, *args):
     out = tmp_path / "gpu_check.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--no-install",
-         "--out", str(out), *args],
-        capture_output=True, text=True, env=env, timeout=180,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "gpu_check.py"),
+            "--no-install",
+            "--out",
+            str(out),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
     return done, json.loads(out.read_text())
 
 

@@ -116,8 +116,9 @@ def _fresh_venv(tmp_path: Path) -> str:
     envvars = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     subprocess.run(
         [python, "-m", "pip", "install", "-q", "--upgrade", "pip", "--index-url", gpu_stack.PYPI],
-        check=True, env=envvars | {"PIP_CONFIG_FILE": os.devnull},
-    )  # fmt: skip
+        check=True,
+        env=envvars | {"PIP_CONFIG_FILE": os.devnull},
+    )
     return python
 
 
@@ -150,9 +151,22 @@ def test_conda_pip_step_resolves_from_the_snakemake_copy(tmp_path):
         req.write_text("\n".join(pip) + "\n")
         envvars = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         done = subprocess.run(
-            [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
-             "--index-url", gpu_stack.PYPI, "-r", req.name],
-            cwd=where, env=envvars | {"PIP_CONFIG_FILE": os.devnull},
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                python,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "-q",
+                "--index-url",
+                gpu_stack.PYPI,
+                "-r",
+                req.name,
+            ],
+            cwd=where,
+            env=envvars | {"PIP_CONFIG_FILE": os.devnull},
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr[-3000:]

@@ -49,14 +49,30 @@ MAX_PARAMS = 8
 MAX_LINES = 600  # per module: a longer one mixes concerns (issue 24)
 BASE = "base"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    (BASE, frozenset({"lood", "arch", "ascent", "compare", "devices", "io", "lazy", "logs", "seeds",
-                      "settings", "stats"})),
+    (
+        BASE,
+        frozenset(
+            {
+                "lood",
+                "arch",
+                "ascent",
+                "compare",
+                "devices",
+                "io",
+                "lazy",
+                "logs",
+                "seeds",
+                "settings",
+                "stats",
+            }
+        ),
+    ),
     ("data", frozenset({"data"})),
     ("train", frozenset({"train"})),
     ("stages", frozenset({"nngp", "privacy", "influence"})),
     ("config and figures", frozenset({"config", "figures"})),
     ("edge", frozenset({"jobs", "resources"})),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -169,8 +185,11 @@ def package_graph(modules: dict[str, Module]) -> dict[str, set[str]]:
 
 def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     """Packages in no layer, and imports of a package that is not in a lower layer."""
-    layer = {f"lood.{p}" if p != "lood" else p: (i, name)
-             for i, (name, pkgs) in enumerate(LAYERS) for p in pkgs}  # fmt: skip
+    layer = {
+        f"lood.{p}" if p != "lood" else p: (i, name)
+        for i, (name, pkgs) in enumerate(LAYERS)
+        for p in pkgs
+    }
     out = [f"layer: {pkg} is in no layer of LAYERS" for pkg in sorted(graph) if pkg not in layer]
     for pkg in sorted(set(graph) & set(layer)):
         (i, name) = layer[pkg]
@@ -250,10 +269,13 @@ def test_every_subpackage_names_its_public_face_and_it_resolves():
             assert public, f"{name}/__init__.py has no PUBLIC mapping"
             for attr, sub in public.items():
                 target = modules[f"{name}.{sub}"]
-                defined = {
-                    getattr(n, "name", None) for n in target.tree.body
-                } | {t.id for n in target.tree.body if isinstance(n, ast.Assign)
-                     for t in n.targets if isinstance(t, ast.Name)}  # fmt: skip
+                defined = {getattr(n, "name", None) for n in target.tree.body} | {
+                    t.id
+                    for n in target.tree.body
+                    if isinstance(n, ast.Assign)
+                    for t in n.targets
+                    if isinstance(t, ast.Name)
+                }
                 assert attr in defined, f"{name}.PUBLIC[{attr!r}] is not in {name}.{sub}"
 
 

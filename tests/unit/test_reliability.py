@@ -147,10 +147,27 @@ def test_diverging_training_names_experiment_and_shard(tmp_path):
         image_shape=(d,),
         classes=np.array([0, 1]),
     )
-    model = {"depth": 1, "width": 8, "activation": "relu", "W_std": 1.4, "b_std": 0.0,
-             "parameterization": "ntk"}  # fmt: skip
-    train = {"n_in": 4, "n_out": 4, "epochs": 5, "batch_size": 8, "lr": 1e6, "optimizer": "sgd",
-             "momentum": 0.0, "weight_decay": 0.0, "loss": "mse", "seed": 0, "shard_size": 1}  # fmt: skip
+    model = {
+        "depth": 1,
+        "width": 8,
+        "activation": "relu",
+        "W_std": 1.4,
+        "b_std": 0.0,
+        "parameterization": "ntk",
+    }
+    train = {
+        "n_in": 4,
+        "n_out": 4,
+        "epochs": 5,
+        "batch_size": 8,
+        "lr": 1e6,
+        "optimizer": "sgd",
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "loss": "mse",
+        "seed": 0,
+        "shard_size": 1,
+    }
     out = tmp_path / "out_1.npz"
     job = make_job(split, model, train, where="experiment 'exp_x', out models, shard 1")
     with pytest.raises(

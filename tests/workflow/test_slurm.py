@@ -32,8 +32,17 @@ START, STOP = (
     REPO / "tests" / "slurm" / "start_cluster.sh",
     REPO / "tests" / "slurm" / "stop_cluster.sh",
 )
-PLOT_RULES = {"plot_correlation", "plot_lood_all", "plot_memorization", "plot_landscape",
-              "plot_query", "plot_influence", "plot_audit", "plot_inversion", "plot_attacks"}  # fmt: skip
+PLOT_RULES = {
+    "plot_correlation",
+    "plot_lood_all",
+    "plot_memorization",
+    "plot_landscape",
+    "plot_query",
+    "plot_influence",
+    "plot_audit",
+    "plot_inversion",
+    "plot_attacks",
+}
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
 pytestmark = pytest.mark.slurm
@@ -74,8 +83,9 @@ def cluster():
     t0 = time.perf_counter()
     # finished jobs stay visible to scontrol for an hour, so the tests can inspect every one
     env = os.environ | {"LOOD_SLURM_MIN_JOB_AGE": "3600"}
-    proc = subprocess.run(["bash", str(START)], env=env, capture_output=True, text=True,
-                          timeout=1200)  # fmt: skip
+    proc = subprocess.run(
+        ["bash", str(START)], env=env, capture_output=True, text=True, timeout=1200
+    )
     if proc.returncode == 6:  # a real cluster's slurm.conf: not ours to replace
         _give_up(proc.stderr.strip())
     assert proc.returncode == 0, f"start_cluster.sh failed:\n{proc.stdout}\n{proc.stderr}"
@@ -94,8 +104,9 @@ def site_settings(cluster) -> list[str]:
         "--config",
         f"cluster={{cpu: {{partition: cpu, {limits}}}, gpu: {{partition: gpu, {limits}}}}}",
         "--slurm-keep-successful-logs",
-        "--slurm-init-seconds-before-status-checks", "2",
-    ]  # fmt: skip
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+    ]
 
 
 def write_config(path: Path, mutate=None) -> Path:
@@ -107,8 +118,17 @@ def write_config(path: Path, mutate=None) -> Path:
 
 
 def slurm_cmd(work: Path, config: Path, cluster, *targets: str) -> list[str]:
-    return [*SNAKEMAKE, "--profile", str(PROFILE), "--directory", str(work), "--configfile",
-            str(config), *site_settings(cluster), *targets]  # fmt: skip
+    return [
+        *SNAKEMAKE,
+        "--profile",
+        str(PROFILE),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(config),
+        *site_settings(cluster),
+        *targets,
+    ]
 
 
 def run_logged(cmd: list[str], log: Path, nice: int = 0) -> subprocess.Popen:
@@ -116,8 +136,9 @@ def run_logged(cmd: list[str], log: Path, nice: int = 0) -> subprocess.Popen:
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]  # not preexec_fn: no fork of a threaded pytest
     with open(log, "w") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(),
-                                start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True
+        )
 
 
 def wait(proc: subprocess.Popen, log: Path, timeout: float) -> str:
@@ -164,14 +185,19 @@ def runs(cluster, tmp_path_factory):
     local, remote = tmp_path_factory.mktemp("local"), tmp_path_factory.mktemp("slurm")
     config = write_config(remote / "tiny.yaml")
     t0 = time.perf_counter()
-    lproc = run_logged([*SNAKEMAKE, "--directory", str(local), "--configfile", str(config),
-                        "--cores", "1"], local / "run.log", nice=10)  # fmt: skip
+    lproc = run_logged(
+        [*SNAKEMAKE, "--directory", str(local), "--configfile", str(config), "--cores", "1"],
+        local / "run.log",
+        nice=10,
+    )
     sproc = run_logged(slurm_cmd(remote, config, cluster), remote / "run.log")
     text = wait(sproc, remote / "run.log", 1800)
     slurm_s = time.perf_counter() - t0
     wait(lproc, local / "run.log", 1800)
-    print(f"\nSLURM: setup {cluster.setup_s:.1f} s, tiny run {slurm_s:.0f} s, "
-          f"{len(submissions(text))} jobs")  # fmt: skip
+    print(
+        f"\nSLURM: setup {cluster.setup_s:.1f} s, tiny run {slurm_s:.0f} s, "
+        f"{len(submissions(text))} jobs"
+    )
     return SimpleNamespace(local=local, remote=remote, config=config, text=text, slurm_s=slurm_s)
 
 
@@ -192,8 +218,13 @@ def test_jobs_get_their_partition_gpu_cpus_memory_and_time(runs, cluster):
     catalogue = lr.load_catalogue(REPO / "workflow" / "catalogue.py")
     gpu_rules = catalogue.GPU_RULES
     cfg = lc.with_defaults(yaml.safe_load(runs.config.read_text()))
-    want = catalogue.requests(lc.experiment(cfg, "tiny"), n_differ=lc.n_differ(cfg), gpu=True,
-                              max_cpus=cluster.cpus, max_gpu_cpus=cluster.cpus)  # fmt: skip
+    want = catalogue.requests(
+        lc.experiment(cfg, "tiny"),
+        n_differ=lc.n_differ(cfg),
+        gpu=True,
+        max_cpus=cluster.cpus,
+        max_gpu_cpus=cluster.cpus,
+    )
     seen = set()
     for _, job_id, _ in submissions(runs.text):
         job = scontrol_job(job_id)

@@ -27,7 +27,7 @@ y = torch.tensor(split.y_train, dtype=torch.int64, device=device)
 # the training objective's Hessian includes its L2 term: weight decay adds to the damping
 damping = p.damping + ck.weight_decay
 spec = InfluenceSpec.from_config(p.to_config() | {"damping": damping})
-res = influence_self(ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], spec)  # fmt: skip
+res = influence_self(ck.final, ck.arch, ck.loss, x, y, x[idx], y[idx], spec)
 sol = res.solve
 table = differ[["differ_idx", "label"]].assign(
     influence_function=res.self_influence,
@@ -39,11 +39,23 @@ table = differ[["differ_idx", "label"]].assign(
     negative_curvature=sol.negative_curvature,
 )
 write_csv(table, sm.output[0])
-log.info("influence function (%s, %s, damping %g): mean %.4g; solver iterations %d..%d, max residual "
-         "%.2g, %d/%d converged, %d met negative curvature", p.method, p.curvature, damping,
-         table.influence_function.mean(), sol.iterations.min(), sol.iterations.max(),
-         sol.residual.max(), sol.converged.sum(), len(table), sol.negative_curvature.sum())  # fmt: skip
+log.info(
+    "influence function (%s, %s, damping %g): mean %.4g; solver iterations %d..%d, max residual "
+    "%.2g, %d/%d converged, %d met negative curvature",
+    p.method,
+    p.curvature,
+    damping,
+    table.influence_function.mean(),
+    sol.iterations.min(),
+    sol.iterations.max(),
+    sol.residual.max(),
+    sol.converged.sum(),
+    len(table),
+    sol.negative_curvature.sum(),
+)
 if not sol.converged.all():
-    log.warning("the solver did not converge for %d records: raise influence.cg_max_iter or "
-                "influence.damping (see columns solver_residual, negative_curvature)",
-                (~sol.converged).sum())  # fmt: skip
+    log.warning(
+        "the solver did not converge for %d records: raise influence.cg_max_iter or "
+        "influence.damping (see columns solver_residual, negative_curvature)",
+        (~sol.converged).sum(),
+    )

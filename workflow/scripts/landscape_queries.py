@@ -17,9 +17,22 @@ differ_idx = pd.read_csv(sm.input.differ)["differ_idx"].to_numpy()
 records = landscape_records(differ_idx, p.n_records)
 t = landscape_grid(p.t_min, p.t_max, p.n_points)
 queries, directions = landscape_queries(
-    split.x_train, records, t, p.scale, derive_seed(p.seed, "landscape"),
-    split.normalization, split.feature_scale, p.direction_norm,
-)  # fmt: skip
+    split.x_train,
+    records,
+    t,
+    p.scale,
+    derive_seed(p.seed, "landscape"),
+    split.normalization,
+    split.feature_scale,
+    p.direction_norm,
+)
 savez(sm.output.queries, records=records, t=t, queries=queries, directions=directions)
-log.info("%d records x %d queries (t in [%g, %g] / %g, direction norm %s)",
-         len(records), len(t), t[0], t[-1], p.scale, p.direction_norm)  # fmt: skip
+log.info(
+    "%d records x %d queries (t in [%g, %g] / %g, direction norm %s)",
+    len(records),
+    len(t),
+    t[0],
+    t[-1],
+    p.scale,
+    p.direction_norm,
+)

@@ -17,14 +17,29 @@ split = Split.load(sm.input.split)
 q = load_npz(sm.input.queries)
 arch = Architecture.from_config(sm.params.model, split.n_classes)
 sigma2 = resolve_sigma2(sm.params.sigma2, sm.input.get("sigma2"))
-fit = fit_gp(load_npz(sm.input.kernel)["K"], centred_one_hot(split.y_train, split.n_classes),
-             sigma2)  # fmt: skip
+fit = fit_gp(
+    load_npz(sm.input.kernel)["K"], centred_one_hot(split.y_train, split.n_classes), sigma2
+)
 parts = []
 for record, queries in zip(q["records"], q["queries"], strict=True):
     res = lood_landscape(fit, arch, split.x_train, queries, int(record))
-    parts.append(pd.DataFrame({"differ_idx": int(record), "t": q["t"], "kl_lood": res["kl"],
-                               "mean_dist_lood": res["mean_dist"], "nngp_auc": res["auc"]}))  # fmt: skip
+    parts.append(
+        pd.DataFrame(
+            {
+                "differ_idx": int(record),
+                "t": q["t"],
+                "kl_lood": res["kl"],
+                "mean_dist_lood": res["mean_dist"],
+                "nngp_auc": res["auc"],
+            }
+        )
+    )
     at0 = res["kl"][np.argmin(np.abs(q["t"]))]
-    log.info("record %d: KL LOOD max %.4g at t=%g (at t=0: %.4g)",
-             record, res["kl"].max(), q["t"][np.argmax(res["kl"])], at0)  # fmt: skip
+    log.info(
+        "record %d: KL LOOD max %.4g at t=%g (at t=0: %.4g)",
+        record,
+        res["kl"].max(),
+        q["t"][np.argmax(res["kl"])],
+        at0,
+    )
 write_csv(pd.concat(parts, ignore_index=True), sm.output[0])

@@ -22,8 +22,14 @@ mem, infl = memorization_tables(
 )
 write_csv(mem, sm.output.memorization)
 write_csv(infl, sm.output.influence)
-log.info("%d models, memorization mean %.3f, max %.3f; records with mem > 0.5: %d of %d",
-         sub["masks"].shape[0], mem.mem.mean(), mem.mem.max(), int((mem.mem > 0.5).sum()), len(mem))  # fmt: skip
+log.info(
+    "%d models, memorization mean %.3f, max %.3f; records with mem > 0.5: %d of %d",
+    sub["masks"].shape[0],
+    mem.mem.mean(),
+    mem.mem.max(),
+    int((mem.mem > 0.5).sum()),
+    len(mem),
+)
 top = mem.nlargest(5, "mem")
 log.info("most memorized: %s", list(zip(top.idx.tolist(), top.mem.round(3).tolist(), strict=True)))
 log.info("influence: %d rows, largest %.3f", len(infl), infl.influence.max() if len(infl) else 0)

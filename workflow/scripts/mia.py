@@ -17,5 +17,11 @@ models_out = [load_npz(p) for p in sm.input.models_out]
 table = mia_table(differ=differ, models_in=models_in, models_out=models_out, spec=mia)
 write_csv(table, sm.output[0])
 write_csv(mia_halves_table(differ, models_in, models_out, mia), sm.output.halves)
-log.info("MIA AUC (score %s) mean %.3f (min %.3f, max %.3f) over %d records", mia.score,
-         table.mia_auc.mean(), table.mia_auc.min(), table.mia_auc.max(), len(table))  # fmt: skip
+log.info(
+    "MIA AUC (score %s) mean %.3f (min %.3f, max %.3f) over %d records",
+    mia.score,
+    table.mia_auc.mean(),
+    table.mia_auc.min(),
+    table.mia_auc.max(),
+    len(table),
+)

@@ -34,13 +34,22 @@ for path in sm.input.models_out:
         stored[int(r)] = shard["outputs_differ"][j]
 stored_differ = np.stack([stored[int(r)] for r in records])
 max_diff = float(np.max(np.abs(stored_differ.astype(np.float64) - out_differ)))
-log.info("re-trained out models vs models/out_*.npz on the differing records: max |diff| = %.3g",
-         max_diff)  # fmt: skip
+log.info(
+    "re-trained out models vs models/out_*.npz on the differing records: max |diff| = %.3g",
+    max_diff,
+)
 if max_diff > 1e-4:
     log.warning("re-trained out models differ from the stored ones (non-deterministic device?)")
 in_q = saved_model_outputs(sm.input.weights_in, job.arch, queries)
 table = mia_landscape_table(in_q, out_q, records, split.y_train[records], positions, t, mia)
 write_csv(table, sm.output.table)
-savez(sm.output.outputs, records=records, t=t, in_outputs=in_q, out_outputs=out_q,
-      out_outputs_differ=out_differ, stored_out_outputs_differ=stored_differ,
-      out_max_abs_diff=np.asarray(max_diff))  # fmt: skip
+savez(
+    sm.output.outputs,
+    records=records,
+    t=t,
+    in_outputs=in_q,
+    out_outputs=out_q,
+    out_outputs_differ=out_differ,
+    stored_out_outputs_differ=stored_differ,
+    out_max_abs_diff=np.asarray(max_diff),
+)

@@ -14,6 +14,11 @@ spec = PanoramiaSpec.from_config(sm.params.panoramia)
 split = Split.load(sm.input.split)
 members = member_split(len(split.y_train), spec)
 save_member_split(sm.output[0], members)
-log.info("%d records of D: %d generator, %d attack-train, %d attack-test members (fractions %s)",
-         len(split.y_train), len(members.generator), len(members.attack_train),
-         len(members.attack_test), spec.fractions)  # fmt: skip
+log.info(
+    "%d records of D: %d generator, %d attack-train, %d attack-test members (fractions %s)",
+    len(split.y_train),
+    len(members.generator),
+    len(members.attack_train),
+    len(members.attack_test),
+    spec.fractions,
+)

@@ -20,17 +20,29 @@ check_same_records(
 log.info("experiments %s share the data split and the differing records", names)
 long = activation_table(
     {
-        e: (sm.params.activations[e], pd.read_csv(sm.input[f"mia_{e}"]),
-            pd.read_csv(sm.input[f"lood_{e}"]))
+        e: (
+            sm.params.activations[e],
+            pd.read_csv(sm.input[f"mia_{e}"]),
+            pd.read_csv(sm.input[f"lood_{e}"]),
+        )
         for e in names
     }
-)  # fmt: skip
+)
 write_csv(long, sm.output.table)
 stats = activation_stats(long)
 write_csv(stats, sm.output.stats, allow_nan=["pearson_r", "pearson_p", "spearman_r", "spearman_p"])
 p = PlotSpec.from_config(sm.params.plots)
 activation_figure(long, sm.output.figures, plots=p)
 for r in stats.itertuples():
-    log.info("%s %s/%s %s vs %s: Pearson r=%.3f (p=%.2g), means %.4g / %.4g", r.comparison,
-             r.experiment_a, r.experiment_b, r.metric_a, r.metric_b, r.pearson_r, r.pearson_p,
-             r.mean_a, r.mean_b)  # fmt: skip
+    log.info(
+        "%s %s/%s %s vs %s: Pearson r=%.3f (p=%.2g), means %.4g / %.4g",
+        r.comparison,
+        r.experiment_a,
+        r.experiment_b,
+        r.metric_a,
+        r.metric_b,
+        r.pearson_r,
+        r.pearson_p,
+        r.mean_a,
+        r.mean_b,
+    )

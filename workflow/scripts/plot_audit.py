@@ -14,6 +14,11 @@ write_csv(runs, sm.output.table, allow_nan=["accuracy", "eps_accountant"])
 p = PlotSpec.from_config(sm.params.plots)
 audit_figure(runs, sm.output.figures, plots=p)
 for name, sub in runs.groupby("experiment", sort=False):
-    log.info("%s: accountant epsilon %.3g, audit lower bounds %s (%d/%d guesses correct at best)",
-             name, sub.eps_accountant.iloc[0], [round(x, 3) for x in sub.eps_lower_bound],
-             sub.v.max(), sub.r.iloc[0])  # fmt: skip
+    log.info(
+        "%s: accountant epsilon %.3g, audit lower bounds %s (%d/%d guesses correct at best)",
+        name,
+        sub.eps_accountant.iloc[0],
+        [round(x, 3) for x in sub.eps_lower_bound],
+        sub.v.max(),
+        sub.r.iloc[0],
+    )

@@ -33,8 +33,10 @@ rows = correlation_figure(
 if "attacks" in sm.input.keys():  # the attacks stage is on: KL LOOD vs each attack's AUC too
     attacks = pd.read_csv(sm.input.attacks)
     merged = attacks.merge(df[["differ_idx", "kl_lood"]], on="differ_idx", validate="1:1")
-    rows += [{"x": "kl_lood", "y": col, **correlation_stats(merged.kl_lood, merged[col])}
-             for col in attack_auc_columns(attacks)]  # fmt: skip
+    rows += [
+        {"x": "kl_lood", "y": col, **correlation_stats(merged.kl_lood, merged[col])}
+        for col in attack_auc_columns(attacks)
+    ]
 for y, rel in reliability.items():
     log.info(
         "noise ceiling of %s: split-half r %.3f, Spearman-Brown %.3f (95%% %.3f-%.3f)",

@@ -30,6 +30,14 @@ write_csv(summary, sm.output.summary, allow_nan=list(summary.columns))
 p = PlotSpec.from_config(sm.params.plots)
 dp_figure(long, sm.output.figures, plots=p)
 for r in summary.itertuples():
-    log.info("%s (epsilon %.3g): test accuracy %.3f, MIA AUC %.3f +- %.3f, empirical LOOD %.3g, "
-             "KL LOOD vs MIA AUC r=%.2f", r.experiment, r.epsilon, r.test_acc, r.mia_auc_mean,
-             r.mia_auc_sd, r.empirical_lood_mean, r.kl_lood_vs_mia_pearson_r)  # fmt: skip
+    log.info(
+        "%s (epsilon %.3g): test accuracy %.3f, MIA AUC %.3f +- %.3f, empirical LOOD %.3g, "
+        "KL LOOD vs MIA AUC r=%.2f",
+        r.experiment,
+        r.epsilon,
+        r.test_acc,
+        r.mia_auc_mean,
+        r.mia_auc_sd,
+        r.empirical_lood_mean,
+        r.kl_lood_vs_mia_pearson_r,
+    )

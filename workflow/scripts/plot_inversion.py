@@ -34,12 +34,18 @@ if "query" in sm.input.keys():
     query = (records, split.x_train[records], q["queries"][:, 0, :], split.y_train[records])
     extra = {"NNGP query target": x_raw[records], "NNGP optimised query": q["queries_raw"][:, 0, :]}
 table = inversion_comparison(inversions, means_norm, query)
-write_csv(table, sm.output.table, allow_nan=["epsilon", "confidence", "corr_target",
-                                               "corr_class_mean"])  # fmt: skip
+write_csv(
+    table, sm.output.table, allow_nan=["epsilon", "confidence", "corr_target", "corr_class_mean"]
+)
 titles = [f"class {c}" for c in split.classes]
 fig = inversion_figure(means, recons, split.image_shape, extra=extra, titles=titles)
 save_figure(fig, sm.output.figures, dpi=PlotSpec.from_config(sm.params.plots).dpi)
 for r in table.itertuples():
-    log.info("%s %s%s: correlation with its target %.3f, with the class mean %.3f",
-             r.method, r.experiment, "" if r.record < 0 else f" record {r.record}",
-             r.corr_target, r.corr_class_mean)  # fmt: skip
+    log.info(
+        "%s %s%s: correlation with its target %.3f, with the class mean %.3f",
+        r.method,
+        r.experiment,
+        "" if r.record < 0 else f" record {r.record}",
+        r.corr_target,
+        r.corr_class_mean,
+    )

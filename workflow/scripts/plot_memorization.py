@@ -26,10 +26,13 @@ histogram_figure(
     plots=p,
 )
 memorization_images_figure(
-    Split.load(sm.input.split), mem, sm.params.n_examples, sm.output.examples,
+    Split.load(sm.input.split),
+    mem,
+    sm.params.n_examples,
+    sm.output.examples,
     title=f"{name}: most (top) and least (bottom) memorized training images",
     plots=replace(p, style="white"),
-)  # fmt: skip
+)
 
 # lood_all.csv (idx) in the all-records mode, else lood.csv (differ_idx)
 lood = pd.read_csv(sm.input.lood).rename(columns={"differ_idx": "idx"})
@@ -65,6 +68,13 @@ rows += [
 stats = pd.DataFrame(rows)
 write_csv(stats, sm.output.stats, allow_nan=["pearson_r", "pearson_p", "spearman_r", "spearman_p"])
 for r in rows:
-    log.info("mem vs %s (%s records, n=%d): Pearson r=%.3f (p=%.2g), Spearman %.3f (p=%.2g)",
-             r["x"], r["records"], r["n"], r["pearson_r"], r["pearson_p"], r["spearman_r"],
-             r["spearman_p"])  # fmt: skip
+    log.info(
+        "mem vs %s (%s records, n=%d): Pearson r=%.3f (p=%.2g), Spearman %.3f (p=%.2g)",
+        r["x"],
+        r["records"],
+        r["n"],
+        r["pearson_r"],
+        r["pearson_p"],
+        r["spearman_r"],
+        r["spearman_p"],
+    )

@@ -23,12 +23,25 @@ table = panoramia_comparison(
     lood={e: pd.read_csv(sm.input[f"lood_{e}"]) for e in names},
     audit=audit,
 )
-write_csv(table, sm.output.table, allow_nan=["eps_accountant", "audit_eps_lb_max",
-                                            "audit_eps_lb_mean", "audit_ceiling"])  # fmt: skip
+write_csv(
+    table,
+    sm.output.table,
+    allow_nan=["eps_accountant", "audit_eps_lb_max", "audit_eps_lb_mean", "audit_ceiling"],
+)
 p = PlotSpec.from_config(sm.params.plots)
 panoramia_comparison_figure(table, sm.output.figures, plots=p)
 for r in table.itertuples():
-    log.info("%s: accountant epsilon %.3g, audit bound %.3f (best of %d runs), PANORAMIA eps_tilde "
-             "%.3f [%.3f, %.3f] (c_lb %.3f), MIA AUC %.3f, KL LOOD %.3g", r.experiment,
-             r.eps_accountant, r.audit_eps_lb_max, r.audit_runs, r.eps_tilde_mean,
-             r.eps_tilde_min, r.eps_tilde_max, r.c_lb, r.mia_auc_mean, r.kl_lood_mean)  # fmt: skip
+    log.info(
+        "%s: accountant epsilon %.3g, audit bound %.3f (best of %d runs), PANORAMIA eps_tilde "
+        "%.3f [%.3f, %.3f] (c_lb %.3f), MIA AUC %.3f, KL LOOD %.3g",
+        r.experiment,
+        r.eps_accountant,
+        r.audit_eps_lb_max,
+        r.audit_runs,
+        r.eps_tilde_mean,
+        r.eps_tilde_min,
+        r.eps_tilde_max,
+        r.c_lb,
+        r.mia_auc_mean,
+        r.kl_lood_mean,
+    )

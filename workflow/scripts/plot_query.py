@@ -15,9 +15,20 @@ split = Split.load(sm.input.split)
 q = load_npz(sm.input.queries)
 table = pd.read_csv(sm.input.table)
 name = sm.wildcards.experiment
-reconstruction_figure(split.unnormalize(split.x_train[q["records"]]), q["queries_raw"],
-                      split.image_shape, table, sm.output.reconstruction,
-                      title=f"{name}: queries maximising KL LOOD", plots=p)  # fmt: skip
-history_figure(pd.read_csv(sm.input.history), table, sm.output.history,
-               title=f"{name}: query optimisation", plots=p)  # fmt: skip
+reconstruction_figure(
+    split.unnormalize(split.x_train[q["records"]]),
+    q["queries_raw"],
+    split.image_shape,
+    table,
+    sm.output.reconstruction,
+    title=f"{name}: queries maximising KL LOOD",
+    plots=p,
+)
+history_figure(
+    pd.read_csv(sm.input.history),
+    table,
+    sm.output.history,
+    title=f"{name}: query optimisation",
+    plots=p,
+)
 log.info("query figures for %d records", len(table))

@@ -29,6 +29,12 @@ parts = tracin_contributions(
 )
 table = differ[["differ_idx", "label"]].assign(tracin=parts.sum(0), tracin_last=parts[-1])
 write_csv(table, sm.output[0])
-log.info("TracIn over %d checkpoints (epochs %s, lr %s): mean %.4g, min %.4g, max %.4g",
-         len(ck.epochs), ck.epochs.tolist(), ck.checkpoint_lrs, table.tracin.mean(), table.tracin.min(),
-         table.tracin.max())  # fmt: skip
+log.info(
+    "TracIn over %d checkpoints (epochs %s, lr %s): mean %.4g, min %.4g, max %.4g",
+    len(ck.epochs),
+    ck.epochs.tolist(),
+    ck.checkpoint_lrs,
+    table.tracin.mean(),
+    table.tracin.min(),
+    table.tracin.max(),
+)

@@ -13,5 +13,11 @@ seed = derive_seed(job.train.seed, "tracin")
 ckpts, loss = train_with_checkpoints(job, seed, every=int(sm.params.checkpoint_every))
 with atomic_path(sm.output.checkpoints) as tmp:
     ckpts.save(tmp)
-job.log.info("influence model (%s, seed %d): final training loss %.4g, %d checkpoints at epochs %s",
-             job.arch.activation, seed, loss, len(ckpts.epochs), ckpts.epochs.tolist())  # fmt: skip
+job.log.info(
+    "influence model (%s, seed %d): final training loss %.4g, %d checkpoints at epochs %s",
+    job.arch.activation,
+    seed,
+    loss,
+    len(ckpts.epochs),
+    ckpts.epochs.tolist(),
+)

@@ -242,17 +242,29 @@ def make_split(
     if ds.has_test:
         y_test_src = relabel(ds.y_test)
         test_idx = _sample(
-            rng, y_test_src, np.flatnonzero(y_test_src >= 0), n_test, n_classes, balanced,
-            "data.n_test", "test split",
-        )  # fmt: skip
+            rng,
+            y_test_src,
+            np.flatnonzero(y_test_src >= 0),
+            n_test,
+            n_classes,
+            balanced,
+            "data.n_test",
+            "test split",
+        )
     if isinstance(test_idx, str):
         first_reason = test_idx
         test_pool = "train"
         rest = np.setdiff1d(pool, train_idx)
         test_idx = _sample(
-            rng, y_pool, rest, n_test, n_classes, balanced, "data.n_test",
+            rng,
+            y_pool,
+            rest,
+            n_test,
+            n_classes,
+            balanced,
+            "data.n_test",
             "train pool outside the training sample",
-        )  # fmt: skip
+        )
         if isinstance(test_idx, str):
             raise ValueError(f"{first_reason}; {test_idx} (dataset {ds.name!r}, classes {classes})")
         x_test_src, y_test_rel = ds.x_train, y_pool

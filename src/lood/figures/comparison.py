@@ -38,10 +38,17 @@ def influence_figure(
         rows.append({"x": truth, "y": col, **s})
         label = f"{name}: r={s['pearson_r']:.2f} (p={s['pearson_p']:.1e})"
         sns.regplot(
-            x=minmax(x), y=minmax(y), ax=ax, ci=None, truncate=True, label=label,
-            marker=markers[i % len(markers)], color=f"C{i}",
-            scatter_kws={"s": 18, "alpha": 0.7}, line_kws={"lw": 1.2},
-        )  # fmt: skip
+            x=minmax(x),
+            y=minmax(y),
+            ax=ax,
+            ci=None,
+            truncate=True,
+            label=label,
+            marker=markers[i % len(markers)],
+            color=f"C{i}",
+            scatter_kws={"s": 18, "alpha": 0.7},
+            line_kws={"lw": 1.2},
+        )
     ax.set_xlabel("prediction difference, retrained NNs (normalised)")
     ax.set_ylabel("influence score (normalised)")
     ax.set_xlim(-0.05, 1.05)
@@ -72,8 +79,14 @@ def activation_figure(
         w = wide_table(long, metric)
         for i, other in enumerate(others):
             s = correlation_stats(w[ref].to_numpy(float), w[other].to_numpy(float))
-            ax.scatter(w[ref], w[other], s=18, alpha=0.75, color=f"C{i + 1}",
-                       label=f"{label[other]}: r={s['pearson_r']:.2f} (p={s['pearson_p']:.1e})")  # fmt: skip
+            ax.scatter(
+                w[ref],
+                w[other],
+                s=18,
+                alpha=0.75,
+                color=f"C{i + 1}",
+                label=f"{label[other]}: r={s['pearson_r']:.2f} (p={s['pearson_p']:.1e})",
+            )
         lo = float(np.nanmin(w.to_numpy()))
         hi = float(np.nanmax(w.to_numpy()))
         ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--", label="y = x")
@@ -82,14 +95,22 @@ def activation_figure(
         ax.set_xlabel(f"{metric}, {label[ref]}")
         ax.set_ylabel(f"{metric}, other experiment")
         ax.legend(fontsize="small")
-    for ax, (xcol, ycol, log) in [(axes[1, 0], ("kl_lood", "mia_auc", True)),
-                                  (axes[1, 1], ("mean_dist_lood", "pred_diff", False))]:  # fmt: skip
+    for ax, (xcol, ycol, log) in [
+        (axes[1, 0], ("kl_lood", "mia_auc", True)),
+        (axes[1, 1], ("mean_dist_lood", "pred_diff", False)),
+    ]:
         for i, e in enumerate(experiments):
             sub = long[long.experiment == e]
             x, y = sub[xcol].to_numpy(float), sub[ycol].to_numpy(float)
             s = correlation_stats(x, y)
-            ax.scatter(x, y, s=18, alpha=0.75, color=f"C{i}",
-                       label=f"{label[e]}: r={s['pearson_r']:.2f} (p={s['pearson_p']:.1e})")  # fmt: skip
+            ax.scatter(
+                x,
+                y,
+                s=18,
+                alpha=0.75,
+                color=f"C{i}",
+                label=f"{label[e]}: r={s['pearson_r']:.2f} (p={s['pearson_p']:.1e})",
+            )
         if log and bool((long[xcol] > 0).all()):
             log_axes(ax)
         ax.set_xlabel(xcol)

@@ -72,9 +72,15 @@ def correlation_figure(
         rows.append({"x": panel.x, "y": panel.y, **s})
         label = _label(s, (reliability or {}).get(panel.y))
         sns.regplot(
-            x=x, y=y, ax=ax, logx=panel.logx and bool(np.all(x > 0)), ci=95, seed=0,
-            scatter_kws={"s": 18, "alpha": 0.75}, line_kws={"label": label},
-        )  # fmt: skip
+            x=x,
+            y=y,
+            ax=ax,
+            logx=panel.logx and bool(np.all(x > 0)),
+            ci=95,
+            seed=0,
+            scatter_kws={"s": 18, "alpha": 0.75},
+            line_kws={"label": label},
+        )
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         if panel.logx and np.all(x > 0):
@@ -105,8 +111,14 @@ def histogram_figure(
     if use_log:
         log_axes(ax)
     if highlight is not None and len(highlight):
-        sns.rugplot(np.asarray(highlight, dtype=float), ax=ax, color="C3", height=0.05, lw=1.2,
-                    label="differing records")  # fmt: skip
+        sns.rugplot(
+            np.asarray(highlight, dtype=float),
+            ax=ax,
+            color="C3",
+            height=0.05,
+            lw=1.2,
+            label="differing records",
+        )
         ax.legend(fontsize="small")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("records")

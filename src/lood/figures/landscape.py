@@ -28,9 +28,12 @@ def landscape_figure(
     records = list(dict.fromkeys(lood["differ_idx"].tolist()))
     n_rows = 2 if mia is not None else 1
     fig, axes = plt.subplots(
-        n_rows, len(records), figsize=(3.2 * len(records), 2.8 * n_rows), squeeze=False,
+        n_rows,
+        len(records),
+        figsize=(3.2 * len(records), 2.8 * n_rows),
+        squeeze=False,
         sharex="col",
-    )  # fmt: skip
+    )
     for c, record in enumerate(records):
         d = lood[lood.differ_idx == record].sort_values("t")
         ax = axes[0, c]
@@ -51,8 +54,14 @@ def landscape_figure(
             m = mia[mia.differ_idx == record].sort_values("t")
             ax = axes[1, c]
             ax.plot(m.t, m.mia_auc, color="C3", label="MIA AUC (retrained NNs)")
-            ax.fill_between(m.t, m.mia_auc - m.mia_auc_std, m.mia_auc + m.mia_auc_std,
-                            color="C3", alpha=0.2, lw=0)  # fmt: skip
+            ax.fill_between(
+                m.t,
+                m.mia_auc - m.mia_auc_std,
+                m.mia_auc + m.mia_auc_std,
+                color="C3",
+                alpha=0.2,
+                lw=0,
+            )
             ax.plot(d.t, d.nngp_auc, color="C0", ls="--", label="NNGP AUC")
             ax.axvline(0, color="grey", lw=0.8, ls=":")
             ax.set_ylim(min(0.3, float((m.mia_auc - m.mia_auc_std).min())), 1.02)
@@ -87,8 +96,9 @@ def reconstruction_figure(
     for c in range(r):
         row = table.iloc[c]
         axes[0, c].imshow(as_image(records_raw[c], image_shape), cmap="gray")
-        axes[0, c].set_title(f"record {int(row.differ_idx)}\nLOOD {row.lood_at_record:.3g}",
-                             fontsize="small")  # fmt: skip
+        axes[0, c].set_title(
+            f"record {int(row.differ_idx)}\nLOOD {row.lood_at_record:.3g}", fontsize="small"
+        )
         for j in range(m):
             axes[1 + j, c].imshow(as_image(queries_raw[c, j], image_shape), cmap="gray")
             label = f"optimised\nLOOD {row.lood_optimized:.3g}" if j == 0 else "(query set)"

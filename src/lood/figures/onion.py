@@ -20,12 +20,14 @@ def onion_rise(table: pd.DataFrame) -> pd.DataFrame:
     last = int(table.layer.max())
     first = table[table.layer == 0].set_index("idx")
     end = table[table.layer == last].set_index("idx")
-    out = pd.DataFrame({
-        "kl_first": first.kl_lood.loc[end.index],
-        "kl_last": end.kl_lood,
-        "rank_first": first.kl_lood.rank(pct=True).loc[end.index],
-        "is_differ": end.is_differ,
-    })  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "kl_first": first.kl_lood.loc[end.index],
+            "kl_last": end.kl_lood,
+            "rank_first": first.kl_lood.rank(pct=True).loc[end.index],
+            "is_differ": end.is_differ,
+        }
+    )
     out["rise"] = out.kl_last / out.kl_first
     return out.sort_values("rise", ascending=False)
 
@@ -48,15 +50,27 @@ def onion_figure(
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.5, 3.8))
     ax0.scatter(rise.kl_first, rise.kl_last, s=6, color="0.6", lw=0, label="remaining records")
     d = rise[rise.is_differ]
-    ax0.scatter(d.kl_first, d.kl_last, s=14, facecolor="none", edgecolor="C0", lw=0.7,
-                label="differing records")  # fmt: skip
+    ax0.scatter(
+        d.kl_first,
+        d.kl_last,
+        s=14,
+        facecolor="none",
+        edgecolor="C0",
+        lw=0.7,
+        label="differing records",
+    )
     lo = float(min(rise.kl_first.min(), rise.kl_last.min()))
     hi = float(max(rise.kl_first.max(), rise.kl_last.max()))
     ax0.plot([lo, hi], [lo, hi], color="k", ls="--", lw=0.8)
     for i, (idx, row) in enumerate(safe.iterrows()):
         ax0.scatter([row.kl_first], [row.kl_last], s=24, color=f"C{(i + 1) % 10}", zorder=3)
-        ax0.annotate(str(idx), (row.kl_first, row.kl_last), fontsize="x-small",
-                     xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        ax0.annotate(
+            str(idx),
+            (row.kl_first, row.kl_last),
+            fontsize="x-small",
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     log_axes(ax0, y=True)
     ax0.set_xlabel("KL LOOD, all of D (layer 0)")
     ax0.set_ylabel(f"KL LOOD after {last} layers of {k}")
@@ -67,8 +81,14 @@ def onion_figure(
     ax1.plot(layers, stats.quantile(0.9), color="k", lw=0.8, ls=":", label="90th percentile")
     for i, idx in enumerate(safe.index):
         rows = table[table.idx == idx].sort_values("layer")
-        ax1.plot(rows.layer, rows.kl_lood, marker="o", ms=3, color=f"C{(i + 1) % 10}",
-                 label=f"record {idx} (x{safe.rise.loc[idx]:.2f})")  # fmt: skip
+        ax1.plot(
+            rows.layer,
+            rows.kl_lood,
+            marker="o",
+            ms=3,
+            color=f"C{(i + 1) % 10}",
+            label=f"record {idx} (x{safe.rise.loc[idx]:.2f})",
+        )
     ax1.set_xlabel("layers peeled")
     ax1.set_ylabel("KL LOOD")
     ax1.set_xticks(layers)

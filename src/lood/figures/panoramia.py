@@ -109,32 +109,83 @@ def panoramia_comparison_figure(
     names = list(table["experiment"])
     xs = np.arange(len(names))
     ratios = [max(3.0, 1.3 * len(names)), max(1.6, 0.6 * len(names)), max(1.6, 0.6 * len(names))]
-    fig, axes = plt.subplots(1, 3, figsize=(sum(ratios) + 2.5, 4.8),
-                             gridspec_kw={"width_ratios": ratios})  # fmt: skip
+    fig, axes = plt.subplots(
+        1, 3, figsize=(sum(ratios) + 2.5, 4.8), gridspec_kw={"width_ratios": ratios}
+    )
     ax = axes[0]
     top = 0.0
     for i, row in enumerate(table.itertuples()):
         if math.isfinite(row.eps_accountant):
-            ax.bar(i, row.eps_accountant, width=0.7, color="0.88", edgecolor="0.4",
-                   label="accountant ε (DP-SGD guarantee)")  # fmt: skip
+            ax.bar(
+                i,
+                row.eps_accountant,
+                width=0.7,
+                color="0.88",
+                edgecolor="0.4",
+                label="accountant ε (DP-SGD guarantee)",
+            )
             top = max(top, row.eps_accountant)
         if math.isfinite(row.audit_eps_lb_max):
-            ax.scatter(i - 0.2, row.audit_eps_lb_max, marker="s", color="C3", s=28, zorder=3,
-                       label="one-run audit: best lower bound")  # fmt: skip
-            ax.hlines(row.audit_ceiling, i - 0.32, i - 0.08, color="C3", ls=":", lw=1,
-                      label="audit ceiling (all guesses right)")  # fmt: skip
+            ax.scatter(
+                i - 0.2,
+                row.audit_eps_lb_max,
+                marker="s",
+                color="C3",
+                s=28,
+                zorder=3,
+                label="one-run audit: best lower bound",
+            )
+            ax.hlines(
+                row.audit_ceiling,
+                i - 0.32,
+                i - 0.08,
+                color="C3",
+                ls=":",
+                lw=1,
+                label="audit ceiling (all guesses right)",
+            )
             top = max(top, row.audit_eps_lb_max, row.audit_ceiling)
-        ax.scatter(i + 0.1, row.c_plus_eps_lb_mean, marker="^", color="C0", s=28, zorder=3,
-                   label="PANORAMIA {c+ε}_lb (mean of targets)")  # fmt: skip
-        ax.scatter(i + 0.1, row.c_lb, marker="v", color="C2", s=28, zorder=3,
-                   label="PANORAMIA c_lb (baseline)")  # fmt: skip
-        ax.errorbar(i + 0.25, row.eps_tilde_mean,
-                    yerr=[[row.eps_tilde_mean - row.eps_tilde_min],
-                          [row.eps_tilde_max - row.eps_tilde_mean]],
-                    fmt="o", color="C1", ms=6, capsize=3, zorder=4,
-                    label="PANORAMIA ε̃ = {c+ε}_lb − c_lb (range)")  # fmt: skip
-        ax.hlines(row.panoramia_ceiling, i - 0.02, i + 0.35, color="C0", ls=":", lw=1,
-                  label="PANORAMIA ceiling (all guesses right)")  # fmt: skip
+        ax.scatter(
+            i + 0.1,
+            row.c_plus_eps_lb_mean,
+            marker="^",
+            color="C0",
+            s=28,
+            zorder=3,
+            label="PANORAMIA {c+ε}_lb (mean of targets)",
+        )
+        ax.scatter(
+            i + 0.1,
+            row.c_lb,
+            marker="v",
+            color="C2",
+            s=28,
+            zorder=3,
+            label="PANORAMIA c_lb (baseline)",
+        )
+        ax.errorbar(
+            i + 0.25,
+            row.eps_tilde_mean,
+            yerr=[
+                [row.eps_tilde_mean - row.eps_tilde_min],
+                [row.eps_tilde_max - row.eps_tilde_mean],
+            ],
+            fmt="o",
+            color="C1",
+            ms=6,
+            capsize=3,
+            zorder=4,
+            label="PANORAMIA ε̃ = {c+ε}_lb − c_lb (range)",
+        )
+        ax.hlines(
+            row.panoramia_ceiling,
+            i - 0.02,
+            i + 0.35,
+            color="C0",
+            ls=":",
+            lw=1,
+            label="PANORAMIA ceiling (all guesses right)",
+        )
         top = max(top, row.panoramia_ceiling, row.c_plus_eps_lb_mean)
     labels = [
         experiment_label(e, eps) for e, eps in zip(names, table["eps_accountant"], strict=True)
@@ -147,8 +198,9 @@ def panoramia_comparison_figure(
     ax.set_title("privacy measurements")
     handles, labs = ax.get_legend_handles_labels()
     uniq = dict(zip(labs, handles, strict=False))
-    fig.legend(uniq.values(), uniq.keys(), fontsize="x-small", loc="lower center", ncol=3,
-               frameon=False)  # fmt: skip
+    fig.legend(
+        uniq.values(), uniq.keys(), fontsize="x-small", loc="lower center", ncol=3, frameon=False
+    )
     axes[1].bar(xs, table["mia_auc_mean"], color=[f"C{i}" for i in range(len(names))])
     axes[1].axhline(0.5, color="k", lw=0.8, ls="--")
     axes[1].set_ylim(0.4, 1.0)
@@ -158,7 +210,6 @@ def panoramia_comparison_figure(
     axes[2].set_ylabel("mean NNGP KL LOOD")
     axes[2].set_title("LOOD")
     for a in axes[1:]:
-        a.set_xticks(xs, names, fontsize="x-small", rotation=30, ha="right",
-                     rotation_mode="anchor")  # fmt: skip
+        a.set_xticks(xs, names, fontsize="x-small", rotation=30, ha="right", rotation_mode="anchor")
     fig.tight_layout(rect=(0.0, 0.12, 1.0, 1.0))
     save_figure(fig, outputs, dpi=plots.dpi)

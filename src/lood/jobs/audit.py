@@ -39,8 +39,16 @@ def one_run_audit(job: Job, audit: AuditSpec, experiment: str) -> tuple[pd.DataF
     masks = np.ones((runs, n), dtype=bool)
     masks[:, idx] = included
     seeds = np.array([derive_seed(job.train.seed, "audit", audit.seed, r) for r in range(runs)])
-    log.info("%s: %d runs, %d %s canaries (%d in on average), %d + %d guesses per run",
-             job.where, runs, m, audit.canary, int(included.sum(1).mean()), k_pos, k_neg)  # fmt: skip
+    log.info(
+        "%s: %d runs, %d %s canaries (%d in on average), %d + %d guesses per run",
+        job.where,
+        runs,
+        m,
+        audit.canary,
+        int(included.sum(1).mean()),
+        k_pos,
+        k_neg,
+    )
     canary_split = dataclasses.replace(split, y_train=labels)
     result = fit_ensemble(
         job, masks, seeds, {"canary": split.x_train[idx], "test": split.x_test}, canary_split
@@ -58,9 +66,22 @@ def one_run_audit(job: Job, audit: AuditSpec, experiment: str) -> tuple[pd.DataF
         for r in range(runs)
     ]
     for row in table.itertuples():
-        log.info("%s run %d: %d/%d guesses correct, epsilon lower bound %.3f (accountant %.3g), "
-                 "test accuracy %.3f", job.where, row.run, row.v, row.r, row.eps_lower_bound,
-                 row.eps_accountant, row.test_acc)  # fmt: skip
-    arrays = {"canary_idx": idx, "canary_labels": labels[idx], "included": included,
-              "scores": scores, "seeds": seeds}  # fmt: skip
+        log.info(
+            "%s run %d: %d/%d guesses correct, epsilon lower bound %.3f (accountant %.3g), "
+            "test accuracy %.3f",
+            job.where,
+            row.run,
+            row.v,
+            row.r,
+            row.eps_lower_bound,
+            row.eps_accountant,
+            row.test_acc,
+        )
+    arrays = {
+        "canary_idx": idx,
+        "canary_labels": labels[idx],
+        "included": included,
+        "scores": scores,
+        "seeds": seeds,
+    }
     return table, arrays

@@ -41,16 +41,28 @@ def train_subsets(job: Job, mem: MemorizationSpec, out_npz: str) -> dict[str, np
     k, n = mem.n_models, len(split.y_train)
     masks, mask_seeds = subset_masks(n, k, mem.ratio, mem.seed)
     seeds = np.array([derive_seed(mem.seed, "subset_model", i) for i in range(k)], dtype=np.int64)
-    log.info("training %d subset models (%d of %d records each, %s) on %s",
-             k, subset_size(n, mem.ratio), n, job.arch, job.device)  # fmt: skip
+    log.info(
+        "training %d subset models (%d of %d records each, %s) on %s",
+        k,
+        subset_size(n, mem.ratio),
+        n,
+        job.arch,
+        job.device,
+    )
     t0 = time.perf_counter()
     result = fit_ensemble(job, masks, seeds, {"train": split.x_train, "test": split.x_test})
     elapsed = time.perf_counter() - t0
     out_train = result.outputs["train"].astype(np.float32)
     out_test = result.outputs["test"].astype(np.float32)
     test_acc = accuracy(out_test, split.y_test)
-    log.info("%d subset models in %.1fs (%.1f models/s), own-subset accuracy %.4f, test %.4f",
-             k, elapsed, k / elapsed, result.final_train_accuracy.mean(), np.mean(test_acc))  # fmt: skip
+    log.info(
+        "%d subset models in %.1fs (%.1f models/s), own-subset accuracy %.4f, test %.4f",
+        k,
+        elapsed,
+        k / elapsed,
+        result.final_train_accuracy.mean(),
+        np.mean(test_acc),
+    )
     arrays = {
         "correctness_train": correctness(out_train, split.y_train),
         "correctness_test": correctness(out_test, split.y_test),
@@ -71,9 +83,12 @@ def train_subsets(job: Job, mem: MemorizationSpec, out_npz: str) -> dict[str, np
 
 
 def train_with_checkpoints(
-    job: Job, seed: int, every: int = 1, x: torch.Tensor | None = None,
+    job: Job,
+    seed: int,
+    every: int = 1,
+    x: torch.Tensor | None = None,
     y: torch.Tensor | None = None,
-) -> tuple[Checkpoints, float]:  # fmt: skip
+) -> tuple[Checkpoints, float]:
     """Train one model on all of D (or ``x``, ``y``) and keep its parameters every ``every``
     epochs: the TracIn / influence-function model.
 

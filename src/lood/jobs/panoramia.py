@@ -130,9 +130,13 @@ def generate_nonmembers(
 
     t0 = time.perf_counter()
     model, fit = train_generator(
-        x[g], y[g], split.n_classes, vae_cfg, derive_seed(spec.seed, "panoramia", "generator"),
+        x[g],
+        y[g],
+        split.n_classes,
+        vae_cfg,
+        derive_seed(spec.seed, "panoramia", "generator"),
         progress,
-    )  # fmt: skip
+    )
     temperature = spec.generator.temperature
 
     def source(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -163,10 +167,17 @@ def generate_nonmembers(
         ]
     )
     row = metrics.iloc[0]
-    log.info("VAE trained in %.1fs; sample accuracy %.3f (real held-out members %.3f); "
-             "%d helper, %d attack-train, %d attack-test records (%d members)", fit.seconds,
-             row.sample_accuracy, row.real_accuracy, row.n_helper, row.n_attack_train,
-             row.n_attack_test, row.n_test_members)  # fmt: skip
+    log.info(
+        "VAE trained in %.1fs; sample accuracy %.3f (real held-out members %.3f); "
+        "%d helper, %d attack-train, %d attack-test records (%d members)",
+        fit.seconds,
+        row.sample_accuracy,
+        row.real_accuracy,
+        row.n_helper,
+        row.n_attack_train,
+        row.n_attack_test,
+        row.n_test_members,
+    )
     return Generated(model, sets, metrics, _example_grid(split, members, model, spec))
 
 
@@ -181,8 +192,13 @@ def train_panoramia_helper(
     generated = dataclasses.replace(job.split, x_train=sets.x_helper, y_train=sets.y_helper)
     seeds = np.array([derive_seed(job.train.seed, "panoramia_helper", spec.seed)], np.int64)
     masks = np.ones((1, len(sets.y_helper)), dtype=bool)
-    job.log.info("%s: training the helper model on %d generated records (%s, no DP) on %s",
-                 job.where, len(sets.y_helper), job.arch, job.device)  # fmt: skip
+    job.log.info(
+        "%s: training the helper model on %d generated records (%s, no DP) on %s",
+        job.where,
+        len(sets.y_helper),
+        job.arch,
+        job.device,
+    )
     evals = {"attack_train": sets.x_train, "attack_test": sets.x_test, "test": job.split.x_test}
     result = fit_ensemble(helper_job, masks, seeds, evals, split=generated)
     test_acc = accuracy(result.outputs["test"], job.split.y_test)
@@ -226,8 +242,12 @@ def audit_saved_models(
     params, _ = load_params(targets.weights)
     k = min(spec.n_targets, n_models(params))
     params = select_models(params, list(range(k)))
-    log.info("auditing %d target models with a %s baseline and MIA (raw inputs: %s)",
-             k, spec.classifier, spec.use_inputs)  # fmt: skip
+    log.info(
+        "auditing %d target models with a %s baseline and MIA (raw inputs: %s)",
+        k,
+        spec.classifier,
+        spec.use_inputs,
+    )
     result = panoramia_audit(
         sets,
         helper["outputs_attack_train"],
@@ -245,8 +265,19 @@ def audit_saved_models(
     for table in (result.summary, result.thresholds, result.curves):
         table.insert(0, "experiment", experiment)
     for row in result.summary.itertuples():
-        log.info("target %d: c_lb %.3f (baseline %d/%d), {c+eps}_lb %.3f (MIA %d/%d), "
-                 "eps_tilde %.3f, ceiling %.3f; AUC baseline %.3f, MIA %.3f", row.target,
-                 row.c_lb, row.baseline_v, row.baseline_r, row.c_plus_eps_lb, row.mia_v,
-                 row.mia_r, row.eps_tilde, row.ceiling, row.baseline_auc, row.mia_auc)  # fmt: skip
+        log.info(
+            "target %d: c_lb %.3f (baseline %d/%d), {c+eps}_lb %.3f (MIA %d/%d), "
+            "eps_tilde %.3f, ceiling %.3f; AUC baseline %.3f, MIA %.3f",
+            row.target,
+            row.c_lb,
+            row.baseline_v,
+            row.baseline_r,
+            row.c_plus_eps_lb,
+            row.mia_v,
+            row.mia_r,
+            row.eps_tilde,
+            row.ceiling,
+            row.baseline_auc,
+            row.mia_auc,
+        )
     return result

@@ -107,9 +107,14 @@ def fit_ensemble(
         eps = spent_epsilon(dp, n_train, train.batch_size, train.epochs)
         log.info(
             "%s: DP-SGD, noise multiplier %.4g, clipping norm %.4g: epsilon %.4g at delta "
-            "%.2g (%s)", job.where, dp.noise_multiplier, dp.max_grad_norm, eps, dp.delta,
+            "%.2g (%s)",
+            job.where,
+            dp.noise_multiplier,
+            dp.max_grad_norm,
+            eps,
+            dp.delta,
             dp.accountant,
-        )  # fmt: skip
+        )
     x = torch.tensor(split.x_train, dtype=torch.float32)  # a copy: loaded arrays are read-only
     y = torch.tensor(split.y_train, dtype=torch.int64)
     evals = {k: torch.tensor(v, dtype=torch.float32) for k, v in eval_sets.items()}
@@ -117,8 +122,13 @@ def fit_ensemble(
     tcfg = train.optimization
     if tcfg.lr_schedule != "none":
         rates = sorted({tcfg.lr_at(e) for e in range(tcfg.epochs)}, reverse=True)
-        log.info("%s: learning rate schedule %s: %s over %d epochs", job.where, tcfg.lr_schedule,
-                 ", ".join(f"{r:.3g}" for r in rates[:6]), tcfg.epochs)  # fmt: skip
+        log.info(
+            "%s: learning rate schedule %s: %s over %d epochs",
+            job.where,
+            tcfg.lr_schedule,
+            ", ".join(f"{r:.3g}" for r in rates[:6]),
+            tcfg.epochs,
+        )
     opts = EnsembleOptions(
         device=job.device, eval_sets=evals, chunk_size=train.chunk_size, progress=log
     )
@@ -126,13 +136,13 @@ def fit_ensemble(
         if dp is None:
             result = train_ensemble(
                 job.arch, tcfg, x, y, torch.as_tensor(masks), [int(s) for s in seeds], opts
-            )  # fmt: skip
+            )
         elif train.dp.backend == "opacus":
             result = train_opacus(job.arch, tcfg, dp, x, y, masks, np.asarray(seeds), opts)
         else:
             result = train_ensemble_dp(
                 job.arch, tcfg, dp, x, y, torch.as_tensor(masks), [int(s) for s in seeds], opts
-            )  # fmt: skip
+            )
     except FloatingPointError as exc:
         raise FloatingPointError(
             f"{job.where}: training diverged ({exc}); lower train.lr or check the data "
@@ -200,17 +210,29 @@ def train_role(
     masks, seeds, records = role_masks_and_seeds(
         role, len(split.y_train), differ_idx, job.train, shard
     )
-    log.info("%s: training %d models (%s) on %s, N=%d",
-             job.where, len(seeds), job.arch, job.device, masks.shape[1])  # fmt: skip
+    log.info(
+        "%s: training %d models (%s) on %s, N=%d",
+        job.where,
+        len(seeds),
+        job.arch,
+        job.device,
+        masks.shape[1],
+    )
     t0 = time.perf_counter()
     result = fit_ensemble(
         job, masks, seeds, {"differ": split.x_train[differ_idx], "test": split.x_test}
     )
     elapsed = time.perf_counter() - t0
     test_acc = accuracy(result.outputs["test"], split.y_test)
-    log.info("%s: %d models in %.1fs (%.2f models/s), test accuracy %.4f +- %.4f",
-             job.where, len(seeds), elapsed, len(seeds) / elapsed, test_acc.mean(),
-             test_acc.std())  # fmt: skip
+    log.info(
+        "%s: %d models in %.1fs (%.2f models/s), test accuracy %.4f +- %.4f",
+        job.where,
+        len(seeds),
+        elapsed,
+        len(seeds) / elapsed,
+        test_acc.mean(),
+        test_acc.std(),
+    )
     arrays = {
         "outputs_differ": result.outputs["differ"].astype(np.float32),
         "outputs_test": result.outputs["test"].astype(np.float32),
@@ -231,8 +253,9 @@ def train_role(
     if out_weights or (role == "out" and job.train.save_out_weights):
         path = out_weights or str(out_npz).replace(".npz", "_weights.safetensors")
         with atomic_path(path) as tmp:
-            save_params(tmp, result.params, {"architecture": repr(job.arch.to_dict()),
-                                             "role": role})  # fmt: skip
+            save_params(
+                tmp, result.params, {"architecture": repr(job.arch.to_dict()), "role": role}
+            )
     return arrays
 
 
@@ -257,9 +280,11 @@ def retrain_out_outputs(
     k = job.train.n_out
     job.log.info("re-training %d out models (%d records x %d) on %s", len(seeds), r, k, job.device)
     result = fit_ensemble(
-        job, masks, seeds,
+        job,
+        masks,
+        seeds,
         {"differ": job.split.x_train[differ_idx], "queries": queries.reshape(r * t, d)},
-    )  # fmt: skip
+    )
     q_out = result.outputs["queries"].reshape(r, k, r, t, -1)
     own = np.stack([q_out[i, :, i] for i in range(r)])  # each record's models at its own queries
     return own, result.outputs["differ"].reshape(r, k, len(differ_idx), -1)

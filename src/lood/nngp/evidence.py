@@ -128,9 +128,12 @@ class AmplitudeResult:
 
 
 def amplitude_profile(
-    curve: EvidenceCurve, scale: float, lower: float = SEARCH_RANGE[0],
-    upper: float = SEARCH_RANGE[1], n_grid: int = 81,
-) -> AmplitudeResult:  # fmt: skip
+    curve: EvidenceCurve,
+    scale: float,
+    lower: float = SEARCH_RANGE[0],
+    upper: float = SEARCH_RANGE[1],
+    n_grid: int = 81,
+) -> AmplitudeResult:
     """Maximise the evidence of ``c K + c rho I`` over ``c`` (closed form) and ``rho`` (log grid on
     ``[lower, upper] * scale``): ``c(rho) = sum_n r_n / (lam_n + rho) / (N C)`` and the profile
     ``-N C / 2 (1 + log c(rho) + log 2 pi) - C / 2 sum_n log(lam_n + rho)``."""
@@ -166,7 +169,7 @@ def choose_sigma2(K: Any, Y: Any, kernel: str) -> dict[str, Any]:
             "amplitude": amp.amplitude,
             "log_evidence": amp.log_evidence,
             "at_bound": amp.at_bound,
-        },  # fmt: skip
+        },
     }
 
 

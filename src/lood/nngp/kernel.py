@@ -32,8 +32,12 @@ def log_jax_devices(log: logging.Logger, env: Mapping[str, str] | None = None) -
     stack is torch's; README, Installing).
     """
     backend = jax.default_backend()
-    log.info("JAX %s, backend %s, devices %s", jax.__version__, backend,
-             ", ".join(str(d) for d in jax.devices()))  # fmt: skip
+    log.info(
+        "JAX %s, backend %s, devices %s",
+        jax.__version__,
+        backend,
+        ", ".join(str(d) for d in jax.devices()),
+    )
     given = gpu_assignment(0, env)
     if backend == "cpu" and given:
         try:
@@ -41,8 +45,7 @@ def log_jax_devices(log: logging.Logger, env: Mapping[str, str] | None = None) -
             plugin += "installed but found no usable GPU (driver?)"
         except importlib.metadata.PackageNotFoundError:
             plugin = "no JAX CUDA plugin is installed: JAX runs on the CPU (README, Installing)"
-        log.warning("JAX runs on the CPU although the job was given a GPU (%s): %s",
-                    given, plugin)  # fmt: skip
+        log.warning("JAX runs on the CPU although the job was given a GPU (%s): %s", given, plugin)
     return backend
 
 

@@ -266,8 +266,12 @@ def optimize_query(
         kl_val = np.asarray(kl, dtype=np.float64)
         finite = np.isfinite(kl_val) & np.asarray(jnp.all(jnp.isfinite(grad), axis=(1, 2)))
         if np.any(alive & ~finite):
-            log.warning("record %d: non-finite LOOD or gradient at step %d from start(s) %s; "
-                        "stopping them", record, step, np.flatnonzero(alive & ~finite).tolist())  # fmt: skip
+            log.warning(
+                "record %d: non-finite LOOD or gradient at step %d from start(s) %s; stopping them",
+                record,
+                step,
+                np.flatnonzero(alive & ~finite).tolist(),
+            )
             alive &= finite
         if not alive.any():
             stopped = True
@@ -284,8 +288,13 @@ def optimize_query(
         else:
             since += 1
         if log_every and step % log_every == 0:
-            log.info("record %d step %d: KL LOOD %.6g (best %.6g)", record, step,
-                     float(np.nanmax(kl_val)), best)  # fmt: skip
+            log.info(
+                "record %d step %d: KL LOOD %.6g (best %.6g)",
+                record,
+                step,
+                float(np.nanmax(kl_val)),
+                best,
+            )
         if step == n_steps:
             break
         if since >= patience:

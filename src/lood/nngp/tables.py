@@ -43,18 +43,29 @@ def lood_table(
     Y = centred_one_hot(y_train, n_classes)
     fit = fit_gp(K, Y, sigma2, Theta_DD=Theta)
     if Theta is None:
-        log.info("factorised N=%d kernel (sigma2=%g, jitter=%g) in %.2fs",
-                 len(K), sigma2, fit.jitter, time.perf_counter() - t0)  # fmt: skip
+        log.info(
+            "factorised N=%d kernel (sigma2=%g, jitter=%g) in %.2fs",
+            len(K),
+            sigma2,
+            fit.jitter,
+            time.perf_counter() - t0,
+        )
         what = "NNGP posterior"
         if fit.jitter > 0:
-            log.warning("nngp.sigma2 = %g was too small for the Cholesky of K + sigma2 I: jitter "
-                        "%.3g added, so every LOOD value is computed with effective sigma2 = %.3g "
-                        "(%.3g x the requested; columns jitter, effective_sigma2). Use a larger "
-                        "nngp.sigma2 to control the noise yourself.", sigma2, fit.jitter,
-                        fit.noise, fit.noise / sigma2)  # fmt: skip
+            log.warning(
+                "nngp.sigma2 = %g was too small for the Cholesky of K + sigma2 I: jitter "
+                "%.3g added, so every LOOD value is computed with effective sigma2 = %.3g "
+                "(%.3g x the requested; columns jitter, effective_sigma2). Use a larger "
+                "nngp.sigma2 to control the noise yourself.",
+                sigma2,
+                fit.jitter,
+                fit.noise,
+                fit.noise / sigma2,
+            )
     else:
-        log.info("factorised N=%d NTK (sigma2=%g) in %.2fs", len(K), sigma2,
-                 time.perf_counter() - t0)  # fmt: skip
+        log.info(
+            "factorised N=%d NTK (sigma2=%g) in %.2fs", len(K), sigma2, time.perf_counter() - t0
+        )
         what = "NTK-GP mean"
     # mean at the training points, K (K + s2 I)^-1 Y = Y - s2 alpha (Theta for the NTK-GP)
     mean_self = fit.Y - fit.noise * fit.alpha
@@ -79,8 +90,14 @@ def lood_table(
             "effective_sigma2": fit.noise,
         }
     )
-    log.info("%s: %d records, KL LOOD median %.3g max %.3g, %.2fs total",
-             mode, len(table), table.kl_lood.median(), table.kl_lood.max(), time.perf_counter() - t0)  # fmt: skip
+    log.info(
+        "%s: %d records, KL LOOD median %.3g max %.3g, %.2fs total",
+        mode,
+        len(table),
+        table.kl_lood.median(),
+        table.kl_lood.max(),
+        time.perf_counter() - t0,
+    )
     return table
 
 
@@ -102,8 +119,9 @@ def onion_table(
     y_train = np.asarray(y_train)
     t0 = time.perf_counter()
     n_layers, k = onion.n_layers, onion.k
-    res = privacy_onion(K, centred_one_hot(y_train, n_classes), sigma2, n_layers, k,
-                        Theta_DD=Theta, auc=True)  # fmt: skip
+    res = privacy_onion(
+        K, centred_one_hot(y_train, n_classes), sigma2, n_layers, k, Theta_DD=Theta, auc=True
+    )
     tab = res.table.rename(columns={"auc": "nngp_auc"})
     tab.insert(2, "label", y_train[tab.idx.to_numpy()])
     tab.insert(3, "is_differ", np.isin(tab.idx.to_numpy(), np.asarray(differ_idx)))
@@ -111,9 +129,17 @@ def onion_table(
     for layer in range(n_layers + 1):
         rows = tab[tab.layer == layer]
         rise = rows.kl_lood.to_numpy() / first.loc[rows.idx].to_numpy()
-        log.info("layer %d: %d records, KL LOOD median %.4g max %.4g; vs layer 0: median x%.3f, "
-                 "max x%.3f (record %d)%s", layer, len(rows), rows.kl_lood.median(),
-                 rows.kl_lood.max(), np.median(rise), rise.max(), int(rows.idx.iloc[rise.argmax()]),
-                 f"; peeled {res.removed[layer].tolist()}" if layer < n_layers else "")  # fmt: skip
+        log.info(
+            "layer %d: %d records, KL LOOD median %.4g max %.4g; vs layer 0: median x%.3f, "
+            "max x%.3f (record %d)%s",
+            layer,
+            len(rows),
+            rows.kl_lood.median(),
+            rows.kl_lood.max(),
+            np.median(rise),
+            rise.max(),
+            int(rows.idx.iloc[rise.argmax()]),
+            f"; peeled {res.removed[layer].tolist()}" if layer < n_layers else "",
+        )
     log.info("onion of %d layers x %d records in %.2fs", n_layers, k, time.perf_counter() - t0)
     return tab

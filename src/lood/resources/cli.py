@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> None:
     """What every job would ask for: experiment, rule, partition, CPUs, GPUs, memory, runtime."""
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("config", nargs="?", default="config.yaml")
-    ap.add_argument("--profile", default="profiles/slurm/config.yaml",
-                    help="profile whose `config: cluster:` gives partitions and limits ('' for none)")  # fmt: skip
+    ap.add_argument(
+        "--profile",
+        default="profiles/slurm/config.yaml",
+        help="profile whose `config: cluster:` gives partitions and limits ('' for none)",
+    )
     ap.add_argument("--catalogue", default=CATALOGUE, help="the workflow's rule catalogue")
     args = ap.parse_args(argv)
     cfg = lc.with_defaults(lc.resolve_inherit(yaml.safe_load(Path(args.config).read_text())))
@@ -48,9 +51,13 @@ def main(argv: list[str] | None = None) -> None:
         site = yaml.safe_load(Path(args.profile).read_text()).get("config", {}).get("cluster")
     placed = load_catalogue(args.catalogue).placed(cfg, parse_cluster(site))
     w = 1 + max(len(rule) for rules in placed.values() for rule in rules)
-    print(f"{'experiment':<14}{'rule':<{w}}{'partition':<10}{'cpus':>5}{'gpus':>5}"
-          f"{'mem_mb':>9}{'runtime':>8}{'gpu_mem_mb':>11}")  # fmt: skip
+    print(
+        f"{'experiment':<14}{'rule':<{w}}{'partition':<10}{'cpus':>5}{'gpus':>5}"
+        f"{'mem_mb':>9}{'runtime':>8}{'gpu_mem_mb':>11}"
+    )
     for e, rules in placed.items():
         for rule, (req, part) in rules.items():
-            print(f"{e:<14}{rule:<{w}}{part.name if part else '-':<10}{req.cpus:>5}{req.gpus:>5}"
-                  f"{req.mem_mb:>9}{req.runtime:>8}{req.gpu_mem_mb:>11}")  # fmt: skip
+            print(
+                f"{e:<14}{rule:<{w}}{part.name if part else '-':<10}{req.cpus:>5}{req.gpus:>5}"
+                f"{req.mem_mb:>9}{req.runtime:>8}{req.gpu_mem_mb:>11}"
+            )

@@ -19,12 +19,16 @@ from lood.devices import gpu_assignment
 def cuda_unavailable_reason() -> str:
     """Why torch cannot use CUDA here, in words (for warnings and errors)."""
     if torch.version.cuda is None:
-        return (f"torch {torch.__version__} is a CPU-only build; install the CUDA build: "
-                "make install GPU=1 (README, Installing)")  # fmt: skip
+        return (
+            f"torch {torch.__version__} is a CPU-only build; install the CUDA build: "
+            "make install GPU=1 (README, Installing)"
+        )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     hint = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
-    return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU: no "
-            f"device, or an NVIDIA driver too old for CUDA {torch.version.cuda}{hint}")  # fmt: skip
+    return (
+        f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no usable GPU: no "
+        f"device, or an NVIDIA driver too old for CUDA {torch.version.cuda}{hint}"
+    )
 
 
 def describe_device(device: str) -> str:
@@ -32,9 +36,11 @@ def describe_device(device: str) -> str:
     if device.startswith("cuda"):
         index = torch.device(device).index or 0
         props = torch.cuda.get_device_properties(index)
-        return (f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB; "
-                f"{torch.cuda.device_count()} visible; torch {torch.__version__}, "
-                f"CUDA {torch.version.cuda})")  # fmt: skip
+        return (
+            f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB; "
+            f"{torch.cuda.device_count()} visible; torch {torch.__version__}, "
+            f"CUDA {torch.version.cuda})"
+        )
     return f"{device} ({torch.get_num_threads()} threads; torch {torch.__version__})"
 
 
@@ -61,10 +67,15 @@ def pick_device(
     chosen = ("cuda" if cuda else "cpu") if device == "auto" else device
     given = gpu_assignment(gpus)
     if chosen == "cpu" and given and device == "auto":
-        log.warning("%s: auto chose the CPU although the job was given a GPU (%s): %s",
-                    setting, given, cuda_unavailable_reason())  # fmt: skip
+        log.warning(
+            "%s: auto chose the CPU although the job was given a GPU (%s): %s",
+            setting,
+            given,
+            cuda_unavailable_reason(),
+        )
     elif chosen == "cpu" and given:
-        log.warning("%s is 'cpu' although the job was given a GPU (%s): it stays idle",
-                    setting, given)  # fmt: skip
+        log.warning(
+            "%s is 'cpu' although the job was given a GPU (%s): it stays idle", setting, given
+        )
     log.info("device (%s: %s): %s", setting, device, describe_device(chosen))
     return chosen

@@ -365,9 +365,13 @@ def stacked_outputs(
 
 
 def fit_statistics(
-    params: Params, arch: Architecture, loss: str, x: torch.Tensor, y: torch.Tensor,
+    params: Params,
+    arch: Architecture,
+    loss: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
     masks: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:
     """Final loss and accuracy ``[K]`` of each model on its own included records (``masks``)."""
     f_train = stacked_outputs(params, arch, x)
     k, n = masks.shape
@@ -420,13 +424,18 @@ class Chunk:
 ChunkTrainer = Callable[
     [Inputs, Chunk, Callable[[int, float], None], Callable[[int, Params], None] | None],
     tuple[Params, np.ndarray, np.ndarray],
-]  # fmt: skip
+]
 
 
 def check_ensemble_inputs(
-    arch: Architecture, tcfg: TrainConfig, X: torch.Tensor, y: torch.Tensor,
-    masks: np.ndarray, seeds: np.ndarray, eval_sets: dict[str, torch.Tensor],
-) -> None:  # fmt: skip
+    arch: Architecture,
+    tcfg: TrainConfig,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    masks: np.ndarray,
+    seeds: np.ndarray,
+    eval_sets: dict[str, torch.Tensor],
+) -> None:
     """Raise ValueError naming the argument whose shape, dtype or range is wrong."""
     if X.dim() != 2:
         raise ValueError(f"X must be [N, d], got shape {tuple(X.shape)}")
@@ -460,9 +469,14 @@ class Run:
 
 
 def prepare_run(
-    arch: Architecture, tcfg: TrainConfig, X: torch.Tensor, y: torch.Tensor,
-    masks: torch.Tensor | np.ndarray, seeds: Sequence[int] | np.ndarray, options: EnsembleOptions,
-) -> Run:  # fmt: skip
+    arch: Architecture,
+    tcfg: TrainConfig,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    masks: torch.Tensor | np.ndarray,
+    seeds: Sequence[int] | np.ndarray,
+    options: EnsembleOptions,
+) -> Run:
     """Check a trainer's arguments (:func:`check_ensemble_inputs`) and put them and
     ``options.eval_sets`` on ``options.device`` in ``options.dtype``."""
     X, y = torch.as_tensor(X), torch.as_tensor(y)

@@ -128,24 +128,32 @@ def test_influence_function_matches_exact_inverse(loss):
     g = loop_grads(params, arch, x[:4], y[:4], loss)
     a = h + damping * torch.eye(h.shape[0], dtype=h.dtype)
     expected = (g * torch.linalg.solve(a, g.T).T).sum(1).numpy()
-    res = influence_self(params, arch, loss, x, y, x[:4], y[:4],
-                         _solver(damping, cg_tol=1e-12, cg_max_iter=500))  # fmt: skip
+    res = influence_self(
+        params, arch, loss, x, y, x[:4], y[:4], _solver(damping, cg_tol=1e-12, cg_max_iter=500)
+    )
     np.testing.assert_allclose(res.self_influence, expected, rtol=1e-7)
     assert res.solve.converged.all() and not res.solve.negative_curvature.any()
     np.testing.assert_allclose(res.grad_norm, g.norm(dim=1), rtol=1e-10)
     scale = float(eig[-1]) + damping  # eigenvalues of A in (0, 2 scale): the series converges
-    res_l = influence_self(params, arch, loss, x, y, x[:4], y[:4], _solver(damping,
-                           method="lissa", lissa_scale=scale, lissa_depth=20000, cg_tol=1e-13))  # fmt: skip
+    res_l = influence_self(
+        params,
+        arch,
+        loss,
+        x,
+        y,
+        x[:4],
+        y[:4],
+        _solver(damping, method="lissa", lissa_scale=scale, lissa_depth=20000, cg_tol=1e-13),
+    )
     np.testing.assert_allclose(res_l.self_influence, expected, rtol=1e-6)
 
 
 def explicit_ggn(params, arch, x, y, loss) -> torch.Tensor:
     """sum_i J_i^T H_out,i J_i / n from the full output Jacobian."""
     jac = torch.autograd.functional.jacobian(
-        lambda f: forward({k: v.unsqueeze(0) for k, v in unflatten(f, params).items()}, arch,
-                          x)[0],
+        lambda f: forward({k: v.unsqueeze(0) for k, v in unflatten(f, params).items()}, arch, x)[0],
         flatten(params),
-    )  # [n, C, P]  # fmt: skip
+    )  # [n, C, P]
     out = forward({k: v.unsqueeze(0) for k, v in params.items()}, arch, x)[0]
     c = out.shape[1]
     if loss == "mse":
@@ -171,8 +179,16 @@ def test_gauss_newton_matches_explicit_jacobian_product(loss):
     g = loop_grads(params, arch, x[:3], y[:3], loss)
     a = g_mat + damping * torch.eye(g_mat.shape[0], dtype=g_mat.dtype)
     expected = (g * torch.linalg.solve(a, g.T).T).sum(1).numpy()
-    res = influence_self(params, arch, loss, x, y, x[:3], y[:3], _solver(damping,
-                         curvature="gauss_newton", cg_tol=1e-12, cg_max_iter=500))  # fmt: skip
+    res = influence_self(
+        params,
+        arch,
+        loss,
+        x,
+        y,
+        x[:3],
+        y[:3],
+        _solver(damping, curvature="gauss_newton", cg_tol=1e-12, cg_max_iter=500),
+    )
     np.testing.assert_allclose(res.self_influence, expected, rtol=1e-7)
 
 
@@ -181,8 +197,11 @@ def test_gauss_newton_equals_hessian_for_linear_model_with_mse():
     x = torch.randn(7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([0, 1, 1, 0, 1, 0, 0])
     params = unstack(init_params(arch, 3, [4], dtype=torch.float64))
-    np.testing.assert_allclose(explicit_ggn(params, arch, x, y, "mse"),
-                               exact_hessian(params, arch, x, y, "mse"), atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(
+        explicit_ggn(params, arch, x, y, "mse"),
+        exact_hessian(params, arch, x, y, "mse"),
+        atol=1e-12,
+    )
 
 
 def spd(p=30, cond=50.0, seed=0):
@@ -249,8 +268,15 @@ def test_on_epoch_end_snapshots_equal_shorter_training(first_layer):
     masks[1, 3] = False
     tcfg = TrainConfig(epochs=3, lr=0.2, batch_size=5, momentum=0.9, weight_decay=0.01)
     snaps = []
-    res = train_ensemble(arch, tcfg, x, y, masks, [1, 2], EnsembleOptions(
-        first_layer=first_layer, on_epoch_end=lambda e, p: snaps.append((e, p))))  # fmt: skip
+    res = train_ensemble(
+        arch,
+        tcfg,
+        x,
+        y,
+        masks,
+        [1, 2],
+        EnsembleOptions(first_layer=first_layer, on_epoch_end=lambda e, p: snaps.append((e, p))),
+    )
     assert [e for e, _ in snaps] == [0, 1, 2]
     for name, p in res.params.items():
         torch.testing.assert_close(snaps[-1][1][name], p, rtol=1e-5, atol=1e-6)
@@ -260,16 +286,24 @@ def test_on_epoch_end_snapshots_equal_shorter_training(first_layer):
         torch.testing.assert_close(snaps[1][1][name], p, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(snaps[0][1]["W0"], snaps[2][1]["W0"])
     with pytest.raises(ValueError, match="one chunk"):
-        train_ensemble(arch, tcfg, x, y, masks, [1, 2],
-                       EnsembleOptions(chunk_size=1, on_epoch_end=lambda e, p: None))  # fmt: skip
+        train_ensemble(
+            arch,
+            tcfg,
+            x,
+            y,
+            masks,
+            [1, 2],
+            EnsembleOptions(chunk_size=1, on_epoch_end=lambda e, p: None),
+        )
 
 
 def test_tracin_weights_each_checkpoint_by_its_epochs_rate(tmp_path):
     """With train.lr_schedule a checkpoint's TracIn weight is the rate of the epoch it ends, and
     the rates survive the safetensors round trip."""
     arch, _, x, y = tiny("relu", n=12, d=3, c=2)
-    tcfg = TrainConfig(epochs=4, lr=0.2, batch_size=4, lr_schedule="step", lr_milestones=(1, 3),
-                       lr_gamma=0.5)  # fmt: skip
+    tcfg = TrainConfig(
+        epochs=4, lr=0.2, batch_size=4, lr_schedule="step", lr_milestones=(1, 3), lr_gamma=0.5
+    )
     ck, _ = train_with_checkpoints(job_for(arch, tcfg, x, y), seed=1, every=1)
     assert ck.checkpoint_lrs == [0.2, 0.1, 0.1, 0.05]
     ck.save(tmp_path / "ck.safetensors")
@@ -283,8 +317,9 @@ def test_checkpoint_epochs_and_roundtrip(tmp_path):
     with pytest.raises(ValueError):
         checkpoint_epochs(3, 0)
     arch, _, x, y = tiny("relu", n=10, d=3, c=2)
-    ck, _ = train_with_checkpoints(job_for(arch, TrainConfig(epochs=2, lr=0.1, batch_size=4), x, y),
-                                   seed=0)  # fmt: skip
+    ck, _ = train_with_checkpoints(
+        job_for(arch, TrainConfig(epochs=2, lr=0.1, batch_size=4), x, y), seed=0
+    )
     ck.save(tmp_path / "ck.safetensors")
     back = Checkpoints.load(tmp_path / "ck.safetensors")
     assert back.arch == arch and back.lr == 0.1 and back.loss == "mse"
@@ -296,8 +331,9 @@ def test_checkpoint_epochs_and_roundtrip(tmp_path):
 # ------------------------------------------------------------------------------ comparison
 def _tables(rng, n=8):
     keys = pd.DataFrame({"differ_idx": np.arange(n) * 3, "label": np.arange(n) % 2})
-    mia = keys.assign(mia_auc=rng.uniform(0.4, 1, n), mia_auc_std=0.01, pred_diff=rng.random(n),
-                      in_test_acc=0.9)  # fmt: skip
+    mia = keys.assign(
+        mia_auc=rng.uniform(0.4, 1, n), mia_auc_std=0.01, pred_diff=rng.random(n), in_test_acc=0.9
+    )
     lood = keys.assign(kl_lood=rng.random(n) + 0.1, mean_dist_lood=rng.random(n), nngp_auc=0.7)
     return keys, mia, lood
 

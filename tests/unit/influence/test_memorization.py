@@ -168,8 +168,14 @@ def test_influence_topk_matches_full_matrix(block):
     df = influence_topk(correct_test, masks, top_k=3, block=block)
     assert len(df) == 7 * 3
     assert list(df.columns) == [
-        "test_idx", "train_idx", "rank", "influence", "influence_se", "p_in", "p_out"
-    ]  # fmt: skip
+        "test_idx",
+        "train_idx",
+        "rank",
+        "influence",
+        "influence_se",
+        "p_in",
+        "p_out",
+    ]
     for j in range(7):
         rows = df[df.test_idx == j].sort_values("rank")
         assert rows["rank"].tolist() == [1, 2, 3]
@@ -217,18 +223,37 @@ def mislabelled_split(n_per_class=20, seed=0) -> tuple[Split, int]:
     y_test = np.repeat([0, 1], 10)
     x_test = centres[y_test] + 0.5 * rng.normal(size=(20, d))
     split = Split(
-        x_train=x.astype(np.float32), y_train=y.astype(np.int64),
-        x_test=x_test.astype(np.float32), y_test=y_test.astype(np.int64),
-        train_source_idx=np.arange(len(y)), test_source_idx=np.arange(20),
-        image_shape=(2, 2), classes=(0, 1),
-    )  # fmt: skip
+        x_train=x.astype(np.float32),
+        y_train=y.astype(np.int64),
+        x_test=x_test.astype(np.float32),
+        y_test=y_test.astype(np.int64),
+        train_source_idx=np.arange(len(y)),
+        test_source_idx=np.arange(20),
+        image_shape=(2, 2),
+        classes=(0, 1),
+    )
     return split, bad
 
 
-MODEL = {"depth": 1, "width": 256, "activation": "relu", "W_std": 2**0.5, "b_std": 0.1,
-         "parameterization": "ntk"}  # fmt: skip
-TRAIN = {"epochs": 150, "lr": 0.5, "batch_size": 16, "optimizer": "sgd", "momentum": 0.9,
-         "weight_decay": 0.0, "loss": "mse", "seed": 0, "device": "cpu"}  # fmt: skip
+MODEL = {
+    "depth": 1,
+    "width": 256,
+    "activation": "relu",
+    "W_std": 2**0.5,
+    "b_std": 0.1,
+    "parameterization": "ntk",
+}
+TRAIN = {
+    "epochs": 150,
+    "lr": 0.5,
+    "batch_size": 16,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "loss": "mse",
+    "seed": 0,
+    "device": "cpu",
+}
 
 
 def mem_spec(**keys) -> MemorizationSpec:

@@ -35,8 +35,16 @@ def problem():
     k_dd, t_dd = ntk_kernels(ARCH, x)
     k_dq, t_dq = ntk_kernels(ARCH, x, xq)
     k_qq, _ = ntk_kernels(ARCH, xq)
-    return {"x": x, "xq": xq, "y": y, "k_dd": k_dd, "t_dd": t_dd, "k_dq": k_dq, "t_dq": t_dq,
-            "k_qq": k_qq}  # fmt: skip
+    return {
+        "x": x,
+        "xq": xq,
+        "y": y,
+        "k_dd": k_dd,
+        "t_dd": t_dd,
+        "k_dq": k_dq,
+        "t_dq": t_dq,
+        "k_qq": k_qq,
+    }
 
 
 def _nt(x, y, xq, diag_reg=SIGMA2, absolute=True):
@@ -125,7 +133,9 @@ def test_leave_one_out_matches_neural_tangents_refit(problem):
             _close(res["var_in"][j], cov_in[q, q])
             _close(res["var_out"][j], cov_out[q, q])
             assert res["kl"][j] == pytest.approx(kl_ref[q], rel=1e-8)
-            assert res["mean_dist"][j] == pytest.approx(np.sum((mean_in[q] - mean_out[q]) ** 2), rel=1e-8)  # fmt: skip
+            assert res["mean_dist"][j] == pytest.approx(
+                np.sum((mean_in[q] - mean_out[q]) ** 2), rel=1e-8
+            )
         assert point["kl"][r, q] == pytest.approx(kl_ref[q], rel=1e-8)
 
 
@@ -175,8 +185,13 @@ def test_lood_table_under_the_ntk_is_the_ntk_gp_lood(problem):
     table = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "differ", Theta=p["t_dd"])
     ref = lood_self(fit, differ)
     np.testing.assert_array_equal(table.differ_idx, differ)
-    for col, key in [("kl_lood", "kl"), ("mean_dist_lood", "mean_dist"), ("nngp_auc", "auc"),
-                     ("var_in", "var_in"), ("var_out", "var_out")]:  # fmt: skip
+    for col, key in [
+        ("kl_lood", "kl"),
+        ("mean_dist_lood", "mean_dist"),
+        ("nngp_auc", "auc"),
+        ("var_in", "var_in"),
+        ("var_out", "var_out"),
+    ]:
         np.testing.assert_allclose(table[col], ref[key], rtol=1e-12)
     every = lood_table(p["k_dd"], labels, 3, SIGMA2, differ, "all", Theta=p["t_dd"])
     np.testing.assert_allclose(every.kl_lood, lood_all(fit)["kl"], rtol=1e-12)

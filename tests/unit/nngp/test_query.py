@@ -110,8 +110,9 @@ def test_query_at_record_equals_lood_self(problem):
     assert land["kl"].argmax() == 5  # the peak is at the record on this grid
     # every point agrees with the differentiable version
     for j in (0, 3, 8):
-        np.testing.assert_allclose(land["kl"][j], float(query_lood(obj, queries[0, j], 4)["kl"]),
-                                   rtol=1e-7)  # fmt: skip
+        np.testing.assert_allclose(
+            land["kl"][j], float(query_lood(obj, queries[0, j], 4)["kl"]), rtol=1e-7
+        )
 
 
 def _ascent(**kw) -> QuerySpec:
@@ -160,16 +161,18 @@ def test_several_starts_ascend_as_each_alone_and_the_best_is_kept(problem):
     q_data, _ = data_starts(obj, K, record, 2, 1)
     starts = np.concatenate([q0[None], q_data])
     multi = optimize_query(obj, record, starts, _ascent(n_steps=25, patience=100, tol=0.0))
-    alone = [optimize_query(obj, record, s, _ascent(n_steps=25, patience=100, tol=0.0))
-             for s in starts]  # fmt: skip
+    alone = [
+        optimize_query(obj, record, s, _ascent(n_steps=25, patience=100, tol=0.0)) for s in starts
+    ]
     np.testing.assert_allclose(multi.start_best, [r.best for r in alone], rtol=1e-9)
     win = int(np.argmax([r.best for r in alone]))
     assert multi.start == win
     np.testing.assert_allclose(multi.history, alone[win].history, rtol=1e-9)
     np.testing.assert_allclose(multi.query, alone[win].query, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(multi.init, starts[win])
-    np.testing.assert_allclose(float(query_lood(obj, multi.query, record)["kl"]), multi.best,
-                               rtol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(
+        float(query_lood(obj, multi.query, record)["kl"]), multi.best, rtol=1e-10
+    )
 
 
 def test_a_data_start_reaches_the_record_where_a_random_start_stalls(problem):
@@ -181,8 +184,12 @@ def test_a_data_start_reaches_the_record_where_a_random_start_stalls(problem):
     )
     stalled = optimize_query(obj, record, far, _ascent(n_steps=100, patience=20, tol=1e-4))
     q_data, _ = data_starts(obj, K, record, 2, 1)
-    res = optimize_query(obj, record, np.concatenate([far[None], q_data]), _ascent(n_steps=300,
-                         patience=50, tol=1e-6))  # fmt: skip
+    res = optimize_query(
+        obj,
+        record,
+        np.concatenate([far[None], q_data]),
+        _ascent(n_steps=300, patience=50, tol=1e-6),
+    )
     assert stalled.best < 0.5 * at_record
     assert res.start > 0 and res.best >= 0.99 * at_record
 
@@ -203,8 +210,9 @@ def test_reconstruction_metrics(problem):
     cos = kernel_cosine(arch, x[:4], x[5])
     assert np.all(cos < 1) and np.all(cos > -1)
     unnorm = lambda a: np.asarray(a) * 2.0 + 1.0  # noqa: E731
-    np.testing.assert_allclose(pixel_l2(unnorm, x[:2], x[3]),
-                               2 * np.linalg.norm(x[:2] - x[3], axis=1))  # fmt: skip
+    np.testing.assert_allclose(
+        pixel_l2(unnorm, x[:2], x[3]), 2 * np.linalg.norm(x[:2] - x[3], axis=1)
+    )
 
 
 def test_directions_and_normalisation():
@@ -216,24 +224,33 @@ def test_directions_and_normalisation():
     # standardize is affine: normalize(raw + step) - normalize(raw) = D(step)
     rng = np.random.default_rng(0)
     split = Split(
-        x_train=np.zeros((2, 6), np.float32), y_train=np.zeros(2, np.int64),
-        x_test=np.zeros((0, 6), np.float32), y_test=np.zeros(0, np.int64),
-        train_source_idx=np.arange(2), test_source_idx=np.arange(0), image_shape=(6,),
-        classes=(0, 1), normalization="standardize", feature_mean=rng.random(6).astype(np.float32),
+        x_train=np.zeros((2, 6), np.float32),
+        y_train=np.zeros(2, np.int64),
+        x_test=np.zeros((0, 6), np.float32),
+        y_test=np.zeros(0, np.int64),
+        train_source_idx=np.arange(2),
+        test_source_idx=np.arange(0),
+        image_shape=(6,),
+        classes=(0, 1),
+        normalization="standardize",
+        feature_mean=rng.random(6).astype(np.float32),
         feature_scale=0.37,
-    )  # fmt: skip
+    )
     raw, step = rng.random((1, 6)), 0.1 * rng.standard_normal(6)
-    np.testing.assert_allclose(split.normalize(raw + step) - split.normalize(raw),
-                               raw_step_to_normalized(step, "standardize", 0.37, 6)[None],
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        split.normalize(raw + step) - split.normalize(raw),
+        raw_step_to_normalized(step, "standardize", 0.37, 6)[None],
+        atol=1e-6,
+    )
     t = landscape_grid(-50, 50, 4)  # no grid point at 0 with 4 points: the closest becomes 0
     assert 0.0 in t and len(t) == 4
 
 
 def test_out_masks_and_seeds_match_the_training_jobs():
     differ = np.array([9, 3, 12, 5, 0])
-    train = train_spec({"seed": 4, "n_out": 3, "shard_size": 2, "epochs": 1, "lr": 0.1,
-                        "batch_size": 4})  # fmt: skip
+    train = train_spec(
+        {"seed": 4, "n_out": 3, "shard_size": 2, "epochs": 1, "lr": 0.1, "batch_size": 4}
+    )
     masks, seeds = out_masks_and_seeds(15, np.array([12, 9]), train)
     m1, s1, r1 = role_masks_and_seeds("out", 15, differ, train, 1)  # shard of record 12
     j = int(np.flatnonzero(r1 == 12)[0])
@@ -250,13 +267,29 @@ def test_mia_landscape_at_a_point_equals_mia_table():
     out_out = rng.standard_normal((2, k_out, 3, c)) + 0.5  # [R, K, T, C]
     differ = pd.DataFrame({"differ_idx": [5, 8], "label": [0, 1]})
     spec = mia_spec(n_splits=7, seed=3)
-    table = mia_landscape_table(in_out, out_out, np.array([5, 8]), np.array([0, 1]),
-                                np.array([0, 1]), np.array([-1.0, 0.0, 1.0]), spec)  # fmt: skip
+    table = mia_landscape_table(
+        in_out,
+        out_out,
+        np.array([5, 8]),
+        np.array([0, 1]),
+        np.array([0, 1]),
+        np.array([-1.0, 0.0, 1.0]),
+        spec,
+    )
     # the MIA stage on outputs that equal the landscape's at t = 1.0 (index 2)
     models_in = {"outputs_differ": in_out[:, :, 2], "test_acc": np.ones(k_in)}
-    models_out = [{"records": np.array([5, 8]), "test_acc": np.ones((2, k_out)),
-                   "outputs_differ": np.stack([np.stack([out_out[0, :, 2], out_out[0, :, 2]], 1),
-                                               np.stack([out_out[1, :, 2], out_out[1, :, 2]], 1)])}]  # fmt: skip
+    models_out = [
+        {
+            "records": np.array([5, 8]),
+            "test_acc": np.ones((2, k_out)),
+            "outputs_differ": np.stack(
+                [
+                    np.stack([out_out[0, :, 2], out_out[0, :, 2]], 1),
+                    np.stack([out_out[1, :, 2], out_out[1, :, 2]], 1),
+                ]
+            ),
+        }
+    ]
     ref = mia_table(differ, models_in, models_out, spec)
     got = table[table.t == 1.0].reset_index(drop=True)
     np.testing.assert_allclose(got.mia_auc, ref.mia_auc)

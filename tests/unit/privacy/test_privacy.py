@@ -21,8 +21,14 @@ from lood.privacy.signals import margin_score
 from lood.privacy.spec import AuditSpec
 from lood.stats import gaussian_kl
 
-MODEL = {"depth": 1, "width": 64, "activation": "relu", "W_std": 1.4142135623730951,
-         "b_std": 0.0, "parameterization": "ntk"}  # fmt: skip
+MODEL = {
+    "depth": 1,
+    "width": 64,
+    "activation": "relu",
+    "W_std": 1.4142135623730951,
+    "b_std": 0.0,
+    "parameterization": "ntk",
+}
 
 
 def _kl_numeric(mu0, sd0, mu1, sd1):
@@ -41,19 +47,33 @@ def test_gaussian_kl_against_numerical_integration(args):
 def _mia(records, seed, shift):
     rng = np.random.default_rng(seed)
     n = len(records)
-    return pd.DataFrame({
-        "differ_idx": records, "label": np.arange(n) % 2, "mia_auc": rng.uniform(0.5, 1, n),
-        "mia_auc_std": 0.01, "pred_diff": rng.uniform(0, 1, n), "in_test_acc": 0.9,
-        "in_score_mean": shift + rng.normal(size=n), "in_score_std": rng.uniform(0.5, 1.5, n),
-        "out_score_mean": rng.normal(size=n), "out_score_std": rng.uniform(0.5, 1.5, n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "differ_idx": records,
+            "label": np.arange(n) % 2,
+            "mia_auc": rng.uniform(0.5, 1, n),
+            "mia_auc_std": 0.01,
+            "pred_diff": rng.uniform(0, 1, n),
+            "in_test_acc": 0.9,
+            "in_score_mean": shift + rng.normal(size=n),
+            "in_score_std": rng.uniform(0.5, 1.5, n),
+            "out_score_mean": rng.normal(size=n),
+            "out_score_std": rng.uniform(0.5, 1.5, n),
+        }
+    )
 
 
 def _lood(records, seed):
     rng = np.random.default_rng(seed)
     n = len(records)
-    return pd.DataFrame({"differ_idx": records, "label": np.arange(n) % 2,
-                         "kl_lood": rng.uniform(0.1, 5, n), "mean_dist_lood": rng.uniform(0, 1, n)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "differ_idx": records,
+            "label": np.arange(n) % 2,
+            "kl_lood": rng.uniform(0.1, 5, n),
+            "mean_dist_lood": rng.uniform(0, 1, n),
+        }
+    )
 
 
 def test_empirical_lood_is_kl_out_to_in():
@@ -68,8 +88,11 @@ def test_empirical_lood_is_kl_out_to_in():
 def test_dp_table_orders_by_epsilon_and_matches_records(tmp_path):
     records = [4, 9, 2, 7]
     lood = _lood(records, 1)
-    tables = {"dp1": (1.0, _mia(records, 2, 0.1), lood), "nodp": (math.inf, _mia(records, 3, 2.0), lood),
-              "dp8": (8.0, _mia(records, 4, 0.5), lood)}  # fmt: skip
+    tables = {
+        "dp1": (1.0, _mia(records, 2, 0.1), lood),
+        "nodp": (math.inf, _mia(records, 3, 2.0), lood),
+        "dp8": (8.0, _mia(records, 4, 0.5), lood),
+    }
     long = dp_table(tables)
     assert list(dict.fromkeys(long.experiment)) == ["nodp", "dp8", "dp1"]
     assert len(long) == 12
@@ -100,8 +123,11 @@ def test_make_canaries():
     np.testing.assert_array_equal(labels, labels2)
     idx3, labels3 = make_canaries(y, 15, "clean", 3, seed=0)
     np.testing.assert_array_equal(labels3, y)
-    for bad, match in [((y, 1, "clean", 3, 0), "n_canaries"), ((y, 61, "clean", 3, 0), "n_canaries"),
-                       ((y, 5, "flip", 3, 0), "audit.canary")]:  # fmt: skip
+    for bad, match in [
+        ((y, 1, "clean", 3, 0), "n_canaries"),
+        ((y, 61, "clean", 3, 0), "n_canaries"),
+        ((y, 5, "flip", 3, 0), "audit.canary"),
+    ]:
         with pytest.raises(ValueError, match=match):
             make_canaries(*bad)
 
@@ -131,15 +157,40 @@ def _split(n=120, d=16, seed=0):
     x = rng.normal(size=(n, d)) + 1.5 * (2 * y[:, None] - 1) * (np.arange(d) < 4)
     yt = np.repeat([0, 1], 20)
     xt = rng.normal(size=(40, d)) + 1.5 * (2 * yt[:, None] - 1) * (np.arange(d) < 4)
-    return Split(x_train=x.astype(np.float32), y_train=y, x_test=xt.astype(np.float32), y_test=yt,
-                 train_source_idx=np.arange(n), test_source_idx=np.arange(40), image_shape=(4, 4),
-                 classes=(0, 1))  # fmt: skip
+    return Split(
+        x_train=x.astype(np.float32),
+        y_train=y,
+        x_test=xt.astype(np.float32),
+        y_test=yt,
+        train_source_idx=np.arange(n),
+        test_source_idx=np.arange(40),
+        image_shape=(4, 4),
+        classes=(0, 1),
+    )
 
 
-AUDIT = {"n_canaries": 60, "canary": "mislabel", "score": "loss", "k_pos": 8, "k_neg": 8,
-         "n_runs": 3, "confidence": 0.95, "seed": 0}  # fmt: skip
-TRAIN = {"n_in": 4, "n_out": 4, "epochs": 60, "batch_size": 20, "lr": 1.0, "optimizer": "sgd",
-         "momentum": 0.9, "weight_decay": 0.0, "loss": "mse", "seed": 0}  # fmt: skip
+AUDIT = {
+    "n_canaries": 60,
+    "canary": "mislabel",
+    "score": "loss",
+    "k_pos": 8,
+    "k_neg": 8,
+    "n_runs": 3,
+    "confidence": 0.95,
+    "seed": 0,
+}
+TRAIN = {
+    "n_in": 4,
+    "n_out": 4,
+    "epochs": 60,
+    "batch_size": 20,
+    "lr": 1.0,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "loss": "mse",
+    "seed": 0,
+}
 
 
 def test_one_run_audit_detects_memorisation_and_respects_dp():
@@ -167,21 +218,31 @@ def test_one_run_audit_detects_memorisation_and_respects_dp():
 def test_inversion_comparison_and_audit_figure(tmp_path):
     rng = np.random.default_rng(0)
     means = rng.normal(size=(2, 9))
-    metrics = pd.DataFrame({"corr_class_mean": [0.5, 0.7, 0.9, 0.1],
-                            "class_match": [True, True, False, True]})  # fmt: skip
+    metrics = pd.DataFrame(
+        {"corr_class_mean": [0.5, 0.7, 0.9, 0.1], "class_match": [True, True, False, True]}
+    )
     images = rng.normal(size=(2, 9))
     queries = images + 0.1 * rng.normal(size=(2, 9))
     table = inversion_comparison(
-        {"a": (math.inf, metrics, np.full((2, 2), 0.8))}, means,
+        {"a": (math.inf, metrics, np.full((2, 2), 0.8))},
+        means,
         (np.array([3, 7]), images, queries, np.array([1, 0])),
-    )  # fmt: skip
+    )
     mi = table[table.method == "MI-FACE"].iloc[0]
     assert mi.corr_target == pytest.approx(0.55) and mi.class_match == pytest.approx(0.75)
     q = table[table.method != "MI-FACE"].reset_index()
     assert list(q.record) == [3, 7]
     assert q.corr_target[0] == pytest.approx(np.corrcoef(queries[0], images[0])[0, 1])
     assert q.corr_class_mean[1] == pytest.approx(np.corrcoef(queries[1], means[0])[0, 1])
-    runs = pd.DataFrame({"experiment": ["a", "a", "b"], "eps_accountant": [math.inf, math.inf, 2.0],
-                         "eps_lower_bound": [1.5, 1.2, 0.3], "m": 50, "r": 10, "confidence": 0.95})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "experiment": ["a", "a", "b"],
+            "eps_accountant": [math.inf, math.inf, 2.0],
+            "eps_lower_bound": [1.5, 1.2, 0.3],
+            "m": 50,
+            "r": 10,
+            "confidence": 0.95,
+        }
+    )
     audit_figure(runs, [tmp_path / "audit.png"])
     assert (tmp_path / "audit.png").stat().st_size > 1000

@@ -25,24 +25,62 @@ CATALOGUE = lr.load_catalogue(REPO / "workflow" / "catalogue.py")
 # Peak RSS (MB) of every job, measured on this 2-core VM (benchmarks/BENCHMARKS.md, "Resources").
 MEASURED = {
     "config.yaml": {
-        "split": 337, "train_in": 572, "train_out": 2555, "mia": 168, "nngp_kernel": 1008,
-        "lood": 933, "lood_all": 937, "train_subsets": 1426, "memorization": 138,
-        "landscape_queries": 135, "lood_landscape": 1026, "mia_landscape": 1431,
-        "optimize_query": 1191, "train_influence": 373, "influence_function": 1391,
-        "tracin": 621, "audit": 479, "inversion": 403, "plot_correlation": 199,
-        "plot_lood_all": 196, "plot_query": 210, "plot_inversion": 458, "plot_landscape": 212,
-        "plot_influence": 196, "plot_memorization": 218, "plot_audit": 211,
+        "split": 337,
+        "train_in": 572,
+        "train_out": 2555,
+        "mia": 168,
+        "nngp_kernel": 1008,
+        "lood": 933,
+        "lood_all": 937,
+        "train_subsets": 1426,
+        "memorization": 138,
+        "landscape_queries": 135,
+        "lood_landscape": 1026,
+        "mia_landscape": 1431,
+        "optimize_query": 1191,
+        "train_influence": 373,
+        "influence_function": 1391,
+        "tracin": 621,
+        "audit": 479,
+        "inversion": 403,
+        "plot_correlation": 199,
+        "plot_lood_all": 196,
+        "plot_query": 210,
+        "plot_inversion": 458,
+        "plot_landscape": 212,
+        "plot_influence": 196,
+        "plot_memorization": 218,
+        "plot_audit": 211,
     },
     "tests/configs/tiny.yaml": {
-        "split": 166, "train_in": 352, "train_out": 351, "mia": 165, "nngp_kernel": 992,
-        "lood": 922, "lood_all": 924, "train_subsets": 348, "memorization": 137,
-        "landscape_queries": 135, "lood_landscape": 999, "mia_landscape": 434,
-        "optimize_query": 1140, "train_influence": 350, "influence_function": 444,
-        "tracin": 417, "audit": 463, "inversion": 353, "plot_correlation": 190,
-        "plot_lood_all": 186, "plot_query": 192, "plot_inversion": 438, "plot_landscape": 192,
-        "plot_influence": 187, "plot_memorization": 200, "plot_audit": 201,
+        "split": 166,
+        "train_in": 352,
+        "train_out": 351,
+        "mia": 165,
+        "nngp_kernel": 992,
+        "lood": 922,
+        "lood_all": 924,
+        "train_subsets": 348,
+        "memorization": 137,
+        "landscape_queries": 135,
+        "lood_landscape": 999,
+        "mia_landscape": 434,
+        "optimize_query": 1140,
+        "train_influence": 350,
+        "influence_function": 444,
+        "tracin": 417,
+        "audit": 463,
+        "inversion": 353,
+        "plot_correlation": 190,
+        "plot_lood_all": 186,
+        "plot_query": 192,
+        "plot_inversion": 438,
+        "plot_landscape": 192,
+        "plot_influence": 187,
+        "plot_memorization": 200,
+        "plot_audit": 201,
     },
-}  # fmt: skip
+}
 
 
 def load(path: str) -> dict:
@@ -99,8 +137,15 @@ def test_gp_requests_grow_with_the_kernel():
 
 def test_cpus_and_minutes():
     assert [lr.cpus_for(s) for s in (1, 59, 60, 599, 600, 3599, 3600, 1e9)] == [
-        1, 1, 2, 2, 4, 4, 8, 8,
-    ]  # fmt: skip
+        1,
+        1,
+        2,
+        2,
+        4,
+        4,
+        8,
+        8,
+    ]
     assert lr.cpus_for(1e9, max_cpus=3) == 3
     assert lr.runtime_for(0, 0) == lr.MIN_RUNTIME
     assert lr.runtime_for(3600, 0) == math.ceil(lr.RUNTIME_SAFETY * 60)
@@ -159,8 +204,16 @@ def test_paper_asks_for_more_than_the_default():
 
 
 def test_cluster_settings_are_validated():
-    parts = lr.parse_cluster({"cpu": {"partition": "short", "max_cpus": "16",
-                                      "max_mem_mb": "64000", "max_runtime": "04:00:00"}})  # fmt: skip
+    parts = lr.parse_cluster(
+        {
+            "cpu": {
+                "partition": "short",
+                "max_cpus": "16",
+                "max_mem_mb": "64000",
+                "max_runtime": "04:00:00",
+            }
+        }
+    )
     assert parts == {"cpu": lr.Partition("cpu", "short", 16, 64000.0, 240.0)}
     assert lr.parse_cluster(None) == {}
     bad = [
@@ -178,16 +231,23 @@ def test_cluster_settings_are_validated():
 
 
 def test_a_request_above_a_limit_names_rule_setting_and_remedy():
-    part = lr.Partition("gpu", "a100", max_cpus=8, max_mem_mb=8000, max_runtime=60,
-                        gpu_mem_mb=16000)  # fmt: skip
+    part = lr.Partition(
+        "gpu", "a100", max_cpus=8, max_mem_mb=8000, max_runtime=60, gpu_mem_mb=16000
+    )
     hint = CATALOGUE.RULES["train_out"].hint
     lr.check_request("train_out", "e", lr.Request(8000, 60, 8, 1, 16000), part, hint)  # at limits
     with pytest.raises(ValueError) as err:
         lr.check_request("train_out", "e", lr.Request(9000, 61, 2, 1, 17000), part, hint)
     msg = str(err.value)
-    for part_of_msg in ("rule train_out (experiment 'e')", "9000 MB", "cluster.gpu.max_mem_mb",
-                        "cluster.gpu.max_runtime", "cluster.gpu.gpu_mem_mb", "'a100'",
-                        "train.chunk_size"):  # fmt: skip
+    for part_of_msg in (
+        "rule train_out (experiment 'e')",
+        "9000 MB",
+        "cluster.gpu.max_mem_mb",
+        "cluster.gpu.max_runtime",
+        "cluster.gpu.gpu_mem_mb",
+        "'a100'",
+        "train.chunk_size",
+    ):
         assert part_of_msg in msg, (part_of_msg, msg)
 
 
@@ -209,8 +269,19 @@ def dry_run(
 ) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"PYTHONWARNINGS": "ignore::DeprecationWarning"}
     config = config or REPO / "tests/configs/tiny.yaml"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(tmp_path), "--configfile", str(config), "-n", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(config),
+        "-n",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -253,8 +324,9 @@ def test_a_job_above_the_site_limits_stops_the_workflow_before_any_job(tmp_path)
     cfg = yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text())
     cfg["query"]["enabled"] = False
     (tmp_path / "noquery.yaml").write_text(yaml.safe_dump(cfg))
-    proc = dry_run(tmp_path, "--profile", str(PROFILE), "--config", site,
-                   config=tmp_path / "noquery.yaml")  # fmt: skip
+    proc = dry_run(
+        tmp_path, "--profile", str(PROFILE), "--config", site, config=tmp_path / "noquery.yaml"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -315,9 +387,14 @@ def test_cli_prints_every_rule_of_every_experiment():
     assert {row[1] for row in rows} == set(CATALOGUE.RULES) and {row[0] for row in rows} == {"tiny"}
     reqs = requests("tests/configs/tiny.yaml", gpu=True, max_cpus=32, max_gpu_cpus=8)
     train_out = next(row for row in rows if row[1] == "train_out")
-    assert train_out[2:] == ["gpu", str(reqs["train_out"].cpus), "1",
-                             str(reqs["train_out"].mem_mb), str(reqs["train_out"].runtime),
-                             str(reqs["train_out"].gpu_mem_mb)]  # fmt: skip
+    assert train_out[2:] == [
+        "gpu",
+        str(reqs["train_out"].cpus),
+        "1",
+        str(reqs["train_out"].mem_mb),
+        str(reqs["train_out"].runtime),
+        str(reqs["train_out"].gpu_mem_mb),
+    ]
 
 
 def test_jax_rules_are_cpu_rules():

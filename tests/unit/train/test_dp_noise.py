@@ -64,8 +64,9 @@ def test_ensemble_dp_update_has_the_dp_sgd_noise_scale():
     k = 500
     seeds = np.arange(1000, 1000 + k)
     tcfg = TrainConfig(epochs=1, lr=1.0, batch_size=BATCH)
-    res = train_ensemble_dp(ARCH, tcfg, DP, x, y, np.ones((k, N), bool), seeds,
-                            EnsembleOptions(dtype=torch.float64))  # fmt: skip
+    res = train_ensemble_dp(
+        ARCH, tcfg, DP, x, y, np.ones((k, N), bool), seeds, EnsembleOptions(dtype=torch.float64)
+    )
     assert (res.n_updates == STEPS).all()
     init = init_params(ARCH, D, seeds.tolist(), dtype=torch.float64)
     delta = (_flat(res.params) - _flat(init)).numpy()  # [K, P]
@@ -75,8 +76,9 @@ def test_ensemble_dp_update_has_the_dp_sgd_noise_scale():
     assert abs(r) < 4 / math.sqrt(delta[:-1].size), r
     # and the variance really scales with sigma^2 C^2: double the noise, four times the variance
     loud = DPConfig(2 * DP.noise_multiplier, DP.max_grad_norm, DP.delta)
-    res2 = train_ensemble_dp(ARCH, tcfg, loud, x, y, np.ones((k, N), bool), seeds,
-                             EnsembleOptions(dtype=torch.float64))  # fmt: skip
+    res2 = train_ensemble_dp(
+        ARCH, tcfg, loud, x, y, np.ones((k, N), bool), seeds, EnsembleOptions(dtype=torch.float64)
+    )
     _variance_ok((_flat(res2.params) - _flat(init)).numpy(), 4 * STEPS * STEP_VAR)
 
 

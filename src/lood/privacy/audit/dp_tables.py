@@ -57,8 +57,18 @@ def dp_table(tables: Mapping[str, tuple[float, pd.DataFrame, pd.DataFrame]]) -> 
     long["experiment"] = pd.Categorical(long["experiment"], categories=order, ordered=True)
     long = long.sort_values(["experiment", "differ_idx"], kind="stable").reset_index(drop=True)
     long["experiment"] = long["experiment"].astype(str)
-    cols = ["experiment", "epsilon", *KEYS, "mia_auc", "mia_auc_std", "pred_diff",
-            "empirical_lood", "kl_lood", "mean_dist_lood", "in_test_acc"]  # fmt: skip
+    cols = [
+        "experiment",
+        "epsilon",
+        *KEYS,
+        "mia_auc",
+        "mia_auc_std",
+        "pred_diff",
+        "empirical_lood",
+        "kl_lood",
+        "mean_dist_lood",
+        "in_test_acc",
+    ]
     return long[cols]
 
 

@@ -333,9 +333,14 @@ def make_classifier(kind: str, seed: int = 0):
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         return HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20,
-            l2_regularization=1.0, early_stopping=False, random_state=seed,
-        )  # fmt: skip
+            max_iter=200,
+            learning_rate=0.05,
+            max_leaf_nodes=15,
+            min_samples_leaf=20,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=seed,
+        )
     if kind == "logistic":
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -398,8 +403,10 @@ def precision_recall(scores: np.ndarray, is_member: np.ndarray) -> pd.DataFrame:
     scores = np.asarray(scores, dtype=np.float64)
     is_member = np.asarray(is_member, dtype=bool)
     if scores.ndim != 1 or is_member.shape != scores.shape:
-        raise ValueError(f"scores and is_member must be 1-D of equal length, got "
-                         f"{scores.shape}, {is_member.shape}")  # fmt: skip
+        raise ValueError(
+            f"scores and is_member must be 1-D of equal length, got "
+            f"{scores.shape}, {is_member.shape}"
+        )
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
     order = np.argsort(-scores, kind="stable")

@@ -64,8 +64,12 @@ def panoramia_comparison(
         if pano.empty:
             raise ValueError(f"panoramia.csv of experiment {name!r} has no rows")
         runs = None if audit is None else audit.get(name)
-        audited = {"audit_eps_lb_max": math.nan, "audit_eps_lb_mean": math.nan,
-                   "audit_ceiling": math.nan, "audit_runs": 0}  # fmt: skip
+        audited = {
+            "audit_eps_lb_max": math.nan,
+            "audit_eps_lb_mean": math.nan,
+            "audit_ceiling": math.nan,
+            "audit_runs": 0,
+        }
         if runs is not None:
             audited = {
                 "audit_eps_lb_max": float(runs["eps_lower_bound"].max()),

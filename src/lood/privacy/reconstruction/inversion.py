@@ -248,8 +248,12 @@ def mi_face(
             if grad is not None:
                 bad |= active & ~torch.isfinite(grad).all(-1)
             if bad.any():
-                log.warning("%d (model, class) pairs hit a non-finite cost or gradient at step %d; "
-                            "stopping them", int(bad.sum()), t)  # fmt: skip
+                log.warning(
+                    "%d (model, class) pairs hit a non-finite cost or gradient at step %d; "
+                    "stopping them",
+                    int(bad.sum()),
+                    t,
+                )
                 active &= ~bad
             history.append(float(torch.nanmean(cost)))
             per_pair.append(torch.where(active, cost, torch.nan).cpu().numpy())
@@ -276,7 +280,11 @@ def mi_face(
     )
     log.info(
         "MI-FACE: %d models x %d classes, %d-%d steps, cost %.4g (mean), confidence %.4g (mean)",
-        k, c, int(result.n_steps.min()), int(result.n_steps.max()), float(result.cost.mean()),
+        k,
+        c,
+        int(result.n_steps.min()),
+        int(result.n_steps.max()),
+        float(result.cost.mean()),
         float(result.confidence.mean()),
-    )  # fmt: skip
+    )
     return result

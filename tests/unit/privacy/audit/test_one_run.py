@@ -60,8 +60,11 @@ def test_p_value_edge_cases_and_large_eps():
     assert p_value(50, 50, 50, 40.0, 0.0) == pytest.approx(1.0, abs=1e-12)
     assert p_value(100, 10, 10, 40.0, 1e-3) == pytest.approx(1.0, abs=1e-12)
     # Far tails keep their relative accuracy (no 1 - cdf cancellation).
-    for m, r, v, eps, delta in [(1000, 1000, 900, 0.0, 0.0), (500, 400, 390, math.log(3), 0.0),
-                                (500, 400, 390, math.log(3), 1e-30)]:  # fmt: skip
+    for m, r, v, eps, delta in [
+        (1000, 1000, 900, 0.0, 0.0),
+        (500, 400, 390, math.log(3), 0.0),
+        (500, 400, 390, math.log(3), 1e-30),
+    ]:
         q = Fraction(1, 2) if eps == 0 else Fraction(3, 4)
         exact = float(_exact_p_value(m, r, v, q, Fraction(delta)))
         assert 0 < exact < 1e-20

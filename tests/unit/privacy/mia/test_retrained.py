@@ -67,10 +67,16 @@ def test_mia_table_pairs_out_models_with_their_record():
     models_in = {"outputs_differ": rng.normal(size=(k, p, c)), "test_acc": np.full(k, 0.9)}
     # record 2 (position 1) is strongly separated; the others are not.
     models_in["outputs_differ"][:, 1, 1] += 5.0
-    shard_a = {"records": np.array([7, 2]), "outputs_differ": rng.normal(size=(2, k, p, c)),
-               "test_acc": np.full((2, k), 0.8)}  # fmt: skip
-    shard_b = {"records": np.array([9]), "outputs_differ": rng.normal(size=(1, k, p, c)),
-               "test_acc": np.full((1, k), 0.7)}  # fmt: skip
+    shard_a = {
+        "records": np.array([7, 2]),
+        "outputs_differ": rng.normal(size=(2, k, p, c)),
+        "test_acc": np.full((2, k), 0.8),
+    }
+    shard_b = {
+        "records": np.array([9]),
+        "outputs_differ": rng.normal(size=(1, k, p, c)),
+        "test_acc": np.full((1, k), 0.7),
+    }
     table = mia_table(differ, models_in, [shard_b, shard_a], mia_spec(n_splits=5))
     assert list(table.differ_idx) == [7, 2, 9]
     assert table.loc[1, "mia_auc"] > 0.95

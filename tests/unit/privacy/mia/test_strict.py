@@ -21,8 +21,11 @@ def test_in_and_out_models_keep_their_roles():
     differ = pd.DataFrame({"differ_idx": [4, 11], "label": [2, 0]})
     models_in = {"outputs_differ": rng.normal(size=(k_in, p, c)), "test_acc": np.full(k_in, 0.91)}
     models_in["outputs_differ"][:, 0, 2] += 3.0  # record 4 (label 2) memorised by the in models
-    shard = {"records": np.array([4, 11]), "outputs_differ": rng.normal(size=(p, k_out, p, c)),
-             "test_acc": np.full((p, k_out), 0.83)}  # fmt: skip
+    shard = {
+        "records": np.array([4, 11]),
+        "outputs_differ": rng.normal(size=(p, k_out, p, c)),
+        "test_acc": np.full((p, k_out), 0.83),
+    }
     table = mia_table(differ, models_in, [shard], mia_spec(n_splits=5))
     for j, (record, label) in enumerate([(4, 2), (11, 0)]):
         s_in = margin_score(models_in["outputs_differ"][:, j, :], label)
@@ -47,8 +50,11 @@ def test_lr_test_fits_on_the_fit_half_only():
     k, n_rec, c = 8, 100, 2
     differ = pd.DataFrame({"differ_idx": np.arange(n_rec), "label": rng.integers(0, c, n_rec)})
     models_in = {"outputs_differ": rng.normal(size=(k, n_rec, c)), "test_acc": np.ones(k)}
-    shard = {"records": np.arange(n_rec), "outputs_differ": rng.normal(size=(n_rec, k, n_rec, c)),
-             "test_acc": np.ones((n_rec, k))}  # fmt: skip
+    shard = {
+        "records": np.arange(n_rec),
+        "outputs_differ": rng.normal(size=(n_rec, k, n_rec, c)),
+        "test_acc": np.ones((n_rec, k)),
+    }
     auc = mia_table(differ, models_in, [shard], mia_spec(n_splits=10)).mia_auc.to_numpy()
     se = auc.std(ddof=1) / np.sqrt(n_rec)
     assert 0.002 < se < 0.02

@@ -123,8 +123,7 @@ def test_three_class_matches_lbfgsb():
         "W0": torch.tensor(w[None], dtype=torch.float32),
         "b0": torch.tensor(b[None], dtype=torch.float32),
     }
-    res = invert(params, arch, lr=0.5, n_steps=3000, patience=100, tol=1e-7, l2=l2,
-                  bounds=(lo, hi))  # fmt: skip
+    res = invert(params, arch, lr=0.5, n_steps=3000, patience=100, tol=1e-7, l2=l2, bounds=(lo, hi))
 
     for cls in range(c):
 
@@ -156,16 +155,19 @@ def test_one_step_is_gradient_step_with_l2_and_tv():
         z = 1.5 / math.sqrt(arch.width) * h @ w1 + 0.1 * b1
         return 1.0 - softmax(z)[cls] + l2 * float(x @ x) / d + tv * np_tv(x, shape)
 
-    res = invert(params, arch, x_init=x0, lr=lr, n_steps=1, tol=0.0, l2=l2, tv=tv,
-                  image_shape=shape)  # fmt: skip
+    res = invert(
+        params, arch, x_init=x0, lr=lr, n_steps=1, tol=0.0, l2=l2, tv=tv, image_shape=shape
+    )
     assert res.n_steps.tolist() == [[1, 1, 1]]
     for cls in range(c):
         assert res.cost_history[0, 0, cls] == pytest.approx(np_cost(x0[cls], cls), rel=1e-10)
         eps = 1e-6
-        grad = np.array([
-            (np_cost(x0[cls] + eps * e, cls) - np_cost(x0[cls] - eps * e, cls)) / (2 * eps)
-            for e in np.eye(d)
-        ])  # fmt: skip
+        grad = np.array(
+            [
+                (np_cost(x0[cls] + eps * e, cls) - np_cost(x0[cls] - eps * e, cls)) / (2 * eps)
+                for e in np.eye(d)
+            ]
+        )
         x1 = x0[cls] - lr * grad
         assert res.cost_history[1, 0, cls] == pytest.approx(np_cost(x1, cls), rel=1e-6)
         assert res.cost_history[1, 0, cls] < res.cost_history[0, 0, cls]  # so x1 is the best
@@ -199,8 +201,9 @@ def test_best_so_far_early_stopping_and_gamma():
     params = init_params(arch, d, [3, 4])
     # l2 > 0: the cost has a positive floor, so the relative tol stops it; the large step
     # oscillates, so the last iterate is often not the best one
-    res = invert(params, arch, lr=5.0, n_steps=400, patience=5, tol=1e-3, l2=0.1,
-                  bounds=(-3.0, 3.0))  # fmt: skip
+    res = invert(
+        params, arch, lr=5.0, n_steps=400, patience=5, tol=1e-3, l2=0.1, bounds=(-3.0, 3.0)
+    )
     t = res.cost_history.shape[0]
     assert res.n_steps.max() < 400 and t == res.n_steps.max() + 1 and len(res.history) == t
     np.testing.assert_array_equal(res.cost, np.nanmin(res.cost_history, axis=0))
@@ -244,9 +247,13 @@ def test_trained_network_inversions_look_like_their_class():
     arch = mlp_arch(2, width=64)
     tcfg = TrainConfig(epochs=30, lr=0.5, batch_size=10, loss="cross_entropy")
     trained = train_ensemble(
-        arch, tcfg, torch.tensor(x, dtype=torch.float32), torch.tensor(y),
-        np.ones((2, n), dtype=bool), [1, 2],
-    )  # fmt: skip
+        arch,
+        tcfg,
+        torch.tensor(x, dtype=torch.float32),
+        torch.tensor(y),
+        np.ones((2, n), dtype=bool),
+        [1, 2],
+    )
     assert np.all(trained.final_train_accuracy == 1.0)
     res = invert(trained.params, arch, lr=1.0, n_steps=300, bounds=pixel_bounds(x))
     assert np.all(res.confidence > 0.9)
@@ -316,8 +323,13 @@ def test_inversion_figure_grid():
     assert [ax.get_title() for ax in fig.axes[:4]] == [f"class {c}" for c in range(4)]
     assert all(len(ax.images) == 1 for ax in fig.axes)
     # an extra row with more images than classes widens the grid and leaves blank cells
-    fig = inversion_figure(means, recons, shape, extra={"NNGP query": rng.standard_normal((6, 9))},
-                           titles=["a", "b", "c", "d"])  # fmt: skip
+    fig = inversion_figure(
+        means,
+        recons,
+        shape,
+        extra={"NNGP query": rng.standard_normal((6, 9))},
+        titles=["a", "b", "c", "d"],
+    )
     assert len(fig.axes) == 4 * 6
     n_images = [len(ax.images) for ax in fig.axes]
     assert n_images == [1] * 4 + [0] * 2 + [1] * 4 + [0] * 2 + [1] * 4 + [0] * 2 + [1] * 6
@@ -355,9 +367,17 @@ def test_invalid_arguments(kwargs, match):
 
 @pytest.mark.parametrize(
     "bad",
-    [{"lr": 0.0}, {"n_steps": 0}, {"patience": 0}, {"tol": -1.0}, {"gamma": -0.1}, {"l2": -0.1},
-     {"tv": -0.1}, {"n_steps": 2.5}],
-)  # fmt: skip
+    [
+        {"lr": 0.0},
+        {"n_steps": 0},
+        {"patience": 0},
+        {"tol": -1.0},
+        {"gamma": -0.1},
+        {"l2": -0.1},
+        {"tv": -0.1},
+        {"n_steps": 2.5},
+    ],
+)
 def test_the_schema_rejects_the_ranges_mi_face_relies_on(bad):
     """mi_face no longer re-checks these ranges: the config schema must."""
     import jsonschema
