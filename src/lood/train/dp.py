@@ -328,6 +328,13 @@ def train_chunk_dp(
     return params, history, n_updates
 
 
+def _no_drop_last(tcfg: TrainConfig) -> None:
+    if tcfg.drop_last:
+        raise ValueError(
+            "train.drop_last does not apply to DP-SGD: its Poisson batches have no last batch"
+        )
+
+
 def train_ensemble_dp(
     arch: Architecture,
     tcfg: TrainConfig,
@@ -347,6 +354,7 @@ def train_ensemble_dp(
     with the same arguments and result (Poisson batches, per-sample clipping, Gaussian noise;
     always the standard first layer, as the noise is per weight)."""
     t0 = time.perf_counter()
+    _no_drop_last(tcfg)
     run = prepare_run(arch, tcfg, X, y, masks, seeds, eval_sets, device, dtype)
 
     def chunk_fn(inp, masks_c, seeds_c, offset, on_epoch, on_end):
@@ -387,6 +395,7 @@ def train_opacus(
     from torch.utils.data import TensorDataset
 
     t0 = time.perf_counter()
+    _no_drop_last(tcfg)
     device = torch.device(device)
     n, d = X.shape
     q = sample_rate(n, tcfg.batch_size)
