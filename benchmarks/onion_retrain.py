@@ -51,6 +51,12 @@ def main() -> None:
         action="store_true",
         help="peel as many random records (not the onion's) from D instead: a control",
     )
+    ap.add_argument(
+        "--retrain-in",
+        action="store_true",
+        help="train the in models on D here too (when the train settings differ from the saved "
+        "models', e.g. train.drop_last: true) instead of reading in_weights",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="default benchmarks/out/onion_retrain[_random].csv")
     args = ap.parse_args()
@@ -93,15 +99,20 @@ def main() -> None:
     x_rec = split.x_train[records]
     t0 = time.perf_counter()
     # in models: on D (the experiment's own) and on D minus the peeled records (same seeds)
-    in_d = saved_model_outputs(str(base / "models" / "in_weights.safetensors"), arch,
-                               x_rec[None])[:, 0]  # fmt: skip
     in_seeds = np.array([derive_seed(train.seed, "in", i) for i in range(train.n_in)])
+    if args.retrain_in:
+        in_d = fit_ensemble(job, np.ones((train.n_in, n), dtype=bool), in_seeds,
+                            {"rec": x_rec}).outputs["rec"]  # fmt: skip
+    else:
+        in_d = saved_model_outputs(str(base / "models" / "in_weights.safetensors"), arch,
+                                   x_rec[None])[:, 0]  # fmt: skip
     keep = np.ones((train.n_in, n), dtype=bool)
     keep[:, peeled] = False
     in_p = fit_ensemble(job, keep, in_seeds, {"rec": x_rec}).outputs["rec"]
     # out models of each record: on D minus the record, and on D minus the record and the peel
     masks, seeds = out_masks_and_seeds(n, records, train)
-    cache = Path("benchmarks/out") / f"onion_out_D_{name}_{'-'.join(map(str, records))}.npz"
+    tag = "_drop_last" if train.drop_last else ""
+    cache = Path("benchmarks/out") / f"onion_out_D_{name}_{'-'.join(map(str, records))}{tag}.npz"
     cache_hit = cache.exists()
     if cache_hit:  # the out models on D do not depend on the peel: train them once
         out_d = np.load(cache)["out_d"]
@@ -142,8 +153,9 @@ def main() -> None:
         print(table.round(4).to_string(index=False))
     summary = table.groupby("group")[["kl_rise", "gp_auc_change", "mia_auc_change"]].mean()
     print(summary.round(4).to_string())
-    print(f"peeled: {'random' if args.random_peel else 'onion'} ({len(peeled)} records)")
-    n_models = len(in_seeds) + len(seeds) * (1 if cache_hit else 2)
+    print(f"peeled: {'random' if args.random_peel else 'onion'} ({len(peeled)} records), "
+          f"train.drop_last {train.drop_last}")  # fmt: skip
+    n_models = len(in_seeds) * (2 if args.retrain_in else 1) + len(seeds) * (1 if cache_hit else 2)
     print(f"{n_models} networks trained in {seconds:.0f} s ({n_models / seconds:.1f}/s)")
     out = Path(
         args.out or f"benchmarks/out/onion_retrain{'_random' if args.random_peel else ''}.csv"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,18 @@ def _dataset_labels(data: DataSpec, base_dir: str | Path) -> set[int]:
     return set(labels.tolist())
 
 
+#: check_config warns when a model's last mini-batch is below this fraction of batch_size.
+LAST_BATCH_FRACTION = 0.1
+
+
+def small_last_batch(n_train: int, batch_size: int) -> int:
+    """Size of the smallest incomplete last mini-batch of the in (|D|) and out (|D| - 1) models
+    when it is below ``LAST_BATCH_FRACTION * batch_size``; 0 when there is none that small."""
+    rests = [r for r in (n_train % batch_size, (n_train - 1) % batch_size) if r]
+    small = [r for r in rests if r < LAST_BATCH_FRACTION * batch_size]
+    return min(small) if small else 0
+
+
 def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
     """What the schema cannot check (several keys, or the data itself); raises ValueError naming
     the key and what is allowed. ``config`` has its defaults filled and passed the schema."""
@@ -310,10 +323,25 @@ def check_config(config: dict[str, Any], base_dir: str | Path = ".") -> None:
                 raise ValueError(
                     f"train.batch_size: {train.batch_size} exceeds data.n_train {data.n_train}"
                 )
-            train.dp.check(data.n_train, train.shuffle)
+            if train.drop_last and train.batch_size >= data.n_train:
+                raise ValueError(
+                    f"train.batch_size: {train.batch_size} with train.drop_last leaves the out "
+                    f"models ({data.n_train - 1} records) no full batch; allowed 1..{data.n_train - 1}"
+                )
+            train.dp.check(data.n_train, train.shuffle, train.drop_last)
             train.optimization  # noqa: B018 (the schedule's cross-key checks)
         except ValueError as exc:
             raise ValueError(f"experiments.{name}.{exc}") from None
+        small = small_last_batch(data.n_train, train.batch_size)
+        if small and not train.drop_last and not train.dp.enabled:
+            warnings.warn(
+                f"experiments.{name}.train.batch_size: {data.n_train} or {data.n_train - 1} "
+                f"records (in, out models) in batches of {train.batch_size} leave a last "
+                f"mini-batch of {small} record(s), a full-lr step on so few each epoch (below "
+                f"batch_size / {1 / LAST_BATCH_FRACTION:g}); set train.drop_last: true to skip it",
+                UserWarning,
+                stacklevel=2,
+            )
     audit = AuditSpec.from_config(config["audit"])
     if audit.enabled:
         audit.sizes(data.n_train)

@@ -66,6 +66,14 @@ def test_derive_seed_is_deterministic_and_distinct():
             lambda c: c["train"].update(shuffle=False, dp={**c["train"]["dp"], "enabled": True}),
             "experiments.tiny.train.shuffle",
         ),
+        (
+            lambda c: c["train"].update(drop_last=True, dp={**c["train"]["dp"], "enabled": True}),
+            "experiments.tiny.train.drop_last",
+        ),
+        (
+            lambda c: c["train"].update(drop_last=True, batch_size=60),
+            "experiments.tiny.train.batch_size",
+        ),
     ],
 )
 def test_check_config_names_the_key(mutate, key, tmp_path):
@@ -266,3 +274,22 @@ def test_nngp_depth_defaults_to_the_model_and_changes_only_the_kernels_depth():
     assert shallow == model | {"depth": 2} and model["depth"] == 9
     with pytest.raises(ValueError, match="depth"):
         lc.validate(lc.with_defaults(base_config() | {"nngp": {"depth": -1}}))
+
+
+def test_check_config_warns_of_a_tiny_last_batch_unless_drop_last(tmp_path, recwarn):
+    """|D| = 60 in batches of 16 leaves 12 / 11 (in / out models): no warning; batches of 59
+    leave 1 / 0, below batch_size / 10: a warning naming the key; drop_last silences it."""
+    lc.check_config(base_config(), base_dir=tmp_path)
+    assert not [w for w in recwarn if "last" in str(w.message)]
+    cfg = base_config()
+    cfg["train"].update(batch_size=58)  # 60 % 58 = 2, 59 % 58 = 1: below 5.8
+    with pytest.warns(
+        UserWarning, match=r"train\.batch_size: .* last mini-batch of 1 record.*drop_last"
+    ):
+        lc.check_config(cfg, base_dir=tmp_path)
+    cfg["train"].update(batch_size=52)  # 8 and 7 records: above 5.2
+    lc.check_config(cfg, base_dir=tmp_path)
+    cfg["train"].update(batch_size=58, drop_last=True)
+    lc.check_config(cfg, base_dir=tmp_path)
+    assert not [w for w in recwarn if "last mini-batch" in str(w.message)]
+    assert lc.small_last_batch(450, 64) == 1 and lc.small_last_batch(500, 64) == 0

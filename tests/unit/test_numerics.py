@@ -14,7 +14,15 @@ from helpers import mia_spec
 
 from lood.arch import Architecture
 from lood.io import write_csv
-from lood.nngp.gp import SELF_VAR_RTOL, centred_one_hot, fit_gp, lood_all, lood_self
+from lood.nngp.gp import (
+    SELF_VAR_RTOL,
+    centred_one_hot,
+    fit_gp,
+    loo_pointwise,
+    lood_all,
+    lood_self,
+    posterior,
+)
 from lood.nngp.kernel import nngp_kernel
 from lood.nngp.tables import lood_table
 from lood.privacy.audit.dp_tables import dp_table, empirical_lood
@@ -40,9 +48,12 @@ def _fit_quietly(K, y, sigma2):
         return fit_gp(K, y, sigma2)
 
 
-def _mp_leave_one_out(K: np.ndarray, Y: np.ndarray, s2: float, i: int, dps: int = 50):
-    """Posterior mean [C] and variance at x_i given D and given D without i, in ``dps`` digits,
-    by a direct solve of the float64 kernel as given (no rank-one formula)."""
+def _mp_leave_one_out(
+    K: np.ndarray, Y: np.ndarray, s2: float, i: int, dps: int = 50, q: int | None = None
+):
+    """Posterior mean [C] and variance at x_q (default x_i) given D and given D without i, in
+    ``dps`` digits, by a direct solve of the float64 kernel as given (no rank-one formula)."""
+    q = i if q is None else q
     with mpmath.workdps(dps):
         n = K.shape[0]
 
@@ -50,9 +61,9 @@ def _mp_leave_one_out(K: np.ndarray, Y: np.ndarray, s2: float, i: int, dps: int 
             m = mpmath.matrix([[K[a, b] for b in keep] for a in keep])
             for j in range(len(keep)):
                 m[j, j] += mpmath.mpf(s2)
-            k = mpmath.matrix([K[a, i] for a in keep])
+            k = mpmath.matrix([K[a, q] for a in keep])
             sol = mpmath.lu_solve(m, k)  # (K + s2 I)^-1 k
-            var = mpmath.mpf(K[i, i]) - sum(k[j] * sol[j] for j in range(len(keep)))
+            var = mpmath.mpf(K[q, q]) - sum(k[j] * sol[j] for j in range(len(keep)))
             mean = [sum(sol[j] * Y[a, c] for j, a in enumerate(keep)) for c in range(Y.shape[1])]
             return mean, var
 
@@ -92,6 +103,58 @@ def test_lood_self_at_tiny_sigma2_matches_50_digit_reference(ratio):
         np.testing.assert_allclose(res["mean_in"][p], ref["mean_in"], rtol=1e-12, atol=1e-14)
         old = K[i, i] - K[:, i] @ fit.solve(K[:, i])  # the old code's var_in
         assert old <= 0 or _rel(old, ref["var_in"]) > 1e-5  # the regime is a hard one
+
+
+def test_posterior_and_loo_pointwise_at_training_records_match_50_digit_reference():
+    """Queries that are training records (columns of K_DD) at sigma^2 / K_ii = 1e-12: posterior
+    and loo_pointwise take the stable closed forms, at the left-out record and at the others."""
+    K, y = _kernel()
+    s2 = 1e-12 * float(np.mean(np.diag(K)))
+    fit = _fit_quietly(K, y, s2)
+    assert fit.jitter == 0.0
+    records, queries = np.array([0, 7]), np.array([7, 3, 0])
+    kdq, kqq = K[:, queries], np.diag(K)[queries]
+    mean, var = posterior(fit, kdq, kqq)
+    res = loo_pointwise(fit, kdq, kqq, records)
+    for p, i in enumerate(records):
+        for m, q in enumerate(queries):
+            ref = _mp_leave_one_out(K, y, s2, int(i), q=int(q))
+            for key in ("var_in", "var_out", "kl", "mean_dist"):
+                assert _rel(res[key][p, m], ref[key]) < 1e-8, (i, q, key, res[key][p, m], ref[key])
+            np.testing.assert_allclose(res["mean_in"][p, m], ref["mean_in"], rtol=1e-12, atol=1e-14)
+            assert _rel(var[m], ref["var_in"]) < 1e-9
+    # the general form K_qq - k^T A k (the old code) is off here: the regime is a hard one
+    old = kqq - np.einsum("nm,nm->m", kdq, fit.solve(kdq))
+    assert np.max(np.abs(old - var) / var) > 1e-5
+
+
+def test_ntk_gp_loo_pointwise_at_training_records_equals_lood_self():
+    """The NTK-GP's stable forms at training records (sigma^2 / K_ii = 1e-12) agree with
+    lood_self's closed forms; the general form does not."""
+    from lood.nngp.kernel import ntk_kernels
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 40))
+    k_dd, t_dd = ntk_kernels(ARCH, x)
+    k_dd, t_dd = np.asarray(k_dd, np.float64), np.asarray(t_dd, np.float64)
+    y = centred_one_hot(rng.integers(0, 2, 16), 2)
+    s2 = 1e-12 * float(np.mean(np.diag(t_dd)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = fit_gp(k_dd, y, s2, Theta_DD=t_dd)
+    assert fit.jitter == 0.0
+    records = np.array([2, 11])
+    res = loo_pointwise(
+        fit, k_dd[:, records], np.diag(k_dd)[records], records, Theta_DQ=t_dd[:, records]
+    )
+    ref = lood_self(fit, records)
+    for key in ("var_in", "var_out", "kl", "mean_dist"):
+        np.testing.assert_allclose(np.diagonal(res[key]), ref[key], rtol=1e-8, err_msg=key)
+    mean, var = posterior(fit, k_dd[:, records], np.diag(k_dd)[records], t_dd[:, records])
+    np.testing.assert_allclose(var, ref["var_in"], rtol=1e-8)
+    u = fit.solve(t_dd[:, records])  # the general form (the old code) is off here
+    old = np.diag(k_dd)[records] + np.einsum("nm,nm->m", u, k_dd @ u - 2 * k_dd[:, records])
+    assert np.max(np.abs(old - var) / var) > 1e-5
 
 
 def test_lood_self_raises_naming_records_when_the_variance_is_lost():

@@ -400,6 +400,35 @@ def test_attack_outputs(tiny_run, tmp_path):
         s_in, s_out = ins[:, label] - ins[:, 1 - label], outs[:, label] - outs[:, 1 - label]
         expect = roc_auc_score(np.r_[np.ones(8), np.zeros(8)], np.r_[s_in, s_out])
         assert per.score_auc[j] == pytest.approx(expect, abs=1e-9)
+    # RMIA online from the .npz files: its population labels are the *test* labels (n_train 60
+    # != n_test 40, so train labels would not even fit; flipped test labels give other AUCs)
+    from lood.privacy.mia.attacks import rmia_loo
+    from lood.privacy.signals import true_class_log_prob
+
+    split = np.load(base / "data" / "split.npz")
+    y_test = split["y_test"]
+    assert len(split["y_train"]) != len(y_test)
+
+    def log_p(outputs, labels):
+        return true_class_log_prob(np.asarray(outputs, dtype=float), labels)
+
+    def rmia_online_aucs(population_labels):
+        rows = [[(sh, i) for sh in shards for i, r in enumerate(sh["records"]) if r == rec][0]
+                for rec in differ.differ_idx]  # fmt: skip
+        lab = differ.label.to_numpy()
+        ins = models_in["outputs_differ"]  # [K_in, P, C]
+        lp_in = log_p(ins, np.broadcast_to(lab, ins.shape[:2])).T
+        lp_out = np.stack([log_p(sh["outputs_differ"][i][:, j], np.full(8, lab[j]))
+                           for j, (sh, i) in enumerate(rows)])  # fmt: skip
+        lz_in = log_p(models_in["outputs_test"], np.broadcast_to(population_labels, (8, 40)))
+        lz_out = np.stack([log_p(sh["outputs_test"][i], np.broadcast_to(population_labels, (8, 40)))
+                           for sh, i in rows])  # fmt: skip
+        t_in, t_out = rmia_loo(lp_in, lp_out, lz_in, lz_out)
+        return [roc_auc_score(np.r_[np.ones(8), np.zeros(8)], np.r_[t_in[j], t_out[j]])
+                for j in range(len(differ))]  # fmt: skip
+
+    np.testing.assert_allclose(per.rmia_online_auc, rmia_online_aucs(y_test), atol=1e-9)
+    assert not np.allclose(per.rmia_online_auc, rmia_online_aucs(1 - y_test), atol=1e-9)
     pooled = pd.read_csv(base / "attacks" / "pooled.csv")
     assert list(pooled.attack) == ATTACKS
     assert pooled.auc.between(0, 1).all() and pooled.balanced_accuracy.between(0.5, 1).all()

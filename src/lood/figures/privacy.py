@@ -34,13 +34,28 @@ def _paired_strip(ax: plt.Axes, long: pd.DataFrame, metric: str, labels: list[st
     ax.set_xticks(xs, labels, fontsize="small", rotation=30, ha="right", rotation_mode="anchor")
 
 
+def infinite_at_edge(
+    values: np.ndarray, floor: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Values for a log axis: (plotted, infinite mask, edge). Infinite values (one side's scores
+    all equal: :func:`lood.privacy.audit.dp_tables.empirical_lood`) go to ``edge``, 10x the
+    largest finite value (1 if none), so they are drawn rather than dropped; the rest is clipped
+    below at ``floor``."""
+    values = np.asarray(values, dtype=np.float64)
+    infinite = np.isposinf(values)
+    finite = values[np.isfinite(values)]
+    edge = 10.0 * max(float(finite.max()), floor) if finite.size else 1.0
+    return np.where(infinite, edge, np.clip(values, floor, None)), infinite, edge
+
+
 def dp_figure(
     long: pd.DataFrame,
     outputs: Sequence[str | os.PathLike[str]],
     plots: PlotSpec | None = None,
 ) -> None:
     """Three panels on the same records: MIA AUC per experiment, empirical LOOD per experiment
-    (log scale), and MIA AUC against the NNGP KL LOOD, one colour per experiment."""
+    (log scale; infinite values marked at the top edge, :func:`infinite_at_edge`), and MIA AUC
+    against the NNGP KL LOOD, one colour per experiment."""
     plots = set_theme(plots)
     long = long.copy()
     names = list(dict.fromkeys(long["experiment"]))
@@ -56,9 +71,17 @@ def dp_figure(
     axes[0].set_ylabel("MIA AUC (retrained models)")
     axes[0].set_title("membership inference")
     lood = long.copy()
-    lood["empirical_lood"] = lood["empirical_lood"].clip(lower=1e-6)
+    plotted, infinite, edge = infinite_at_edge(lood["empirical_lood"].to_numpy(dtype=float))
+    lood["empirical_lood"] = plotted
     _paired_strip(axes[1], lood, "empirical_lood", labels)
     axes[1].set_yscale("log")
+    if infinite.any():  # drawn, not dropped: at the top edge, marked, and counted
+        xs = [labels.index(lab) for lab in lood.loc[infinite, "label_x"]]
+        axes[1].scatter(xs, np.full(len(xs), edge), marker="^", s=60, facecolors="none",
+                        edgecolors="k", zorder=4,
+                        label=f"infinite ({int(infinite.sum())}): drawn at the top edge")  # fmt: skip
+        axes[1].set_ylim(top=edge * 1.5)
+        axes[1].legend(fontsize="x-small", loc="lower right")
     axes[1].set_ylabel("empirical LOOD: KL(out || in) of the scores")
     axes[1].set_title("leave-one-out distinguishability")
     for i, e in enumerate(names):

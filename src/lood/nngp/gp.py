@@ -318,16 +318,57 @@ def _check_records(fit: GPFit, records: Any) -> np.ndarray:
     return rec
 
 
+def _at_records(
+    fit: GPFit, kdq: np.ndarray, kq: np.ndarray, tdq: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Queries that are training records: (query columns m [J], record indices j [J]).
+
+    A query is record j when its kernel column, its prior variance and (NTK-GP) its NTK column
+    equal column j of the fit's kernels bitwise, as when they are sliced from ``K_DD``; a kernel
+    recomputed at x_j differs by rounding and takes the general form.
+    """
+    diag = fit.k_diag
+    hit_m, hit_n = np.nonzero(((kdq == diag[:, None]) & (kq[None, :] == diag[:, None])).T)
+    ms: list[int] = []
+    js: list[int] = []
+    for m, n in zip(hit_m.tolist(), hit_n.tolist(), strict=True):  # by query, then record
+        if ms and ms[-1] == m:
+            continue
+        if np.array_equal(kdq[:, m], fit.K[:, n]) and (
+            not fit.ntk or np.array_equal(tdq[:, m], fit.theta[:, n])  # type: ignore[index]
+        ):
+            ms.append(m)
+            js.append(n)
+    return np.asarray(ms, dtype=np.int64), np.asarray(js, dtype=np.int64)
+
+
 def _posterior(
     fit: GPFit, kdq: np.ndarray, kq: np.ndarray, tdq: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Mean [M, C], variance [M] and (NTK-GP) the weights ``u = A Theta_DQ`` [N, M]."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Mean [M, C], variance [M], (NTK-GP) the weights ``u = A Theta_DQ`` [N, M], and the queries
+    that are training records (:func:`_at_records`) with their columns ``A e_j`` [N, J].
+
+    At a training record the closed forms of the module docstring replace the general ones,
+    whose ``k_qq - k^T A k`` cancels when ``s`` is small against ``K_jj``: mean ``y_j - s
+    alpha_j``, variance ``s (1 - s A_jj)`` (NNGP) or ``s^2 (A K A)_jj`` (NTK-GP), and ``u = e_j -
+    s A e_j``.
+    """
+    ms, js = _at_records(fit, kdq, kq, tdq)
+    cols = fit.unit_solve(js) if js.size else np.zeros((fit.n, 0))
+    s = fit.noise
     if not fit.ntk:
         var = kq - np.einsum("nm,nm->m", kdq, fit.solve(kdq))
-        return kdq.T @ fit.alpha, np.maximum(var, 0.0), None
-    u = fit.solve(tdq)
-    var = kq + np.einsum("nm,nm->m", u, fit.K @ u - 2.0 * kdq)
-    return tdq.T @ fit.alpha, np.maximum(var, 0.0), u
+        mean, u = kdq.T @ fit.alpha, None
+        var[ms] = s * (1.0 - s * cols[js, np.arange(js.size)])
+    else:
+        u = fit.solve(tdq)
+        u[:, ms] = -s * cols
+        u[js, ms] += 1.0
+        var = kq + np.einsum("nm,nm->m", u, fit.K @ u - 2.0 * kdq)
+        mean = tdq.T @ fit.alpha
+        var[ms] = s**2 * np.einsum("nj,nj->j", cols, fit.K @ cols)
+    mean[ms] = fit.Y[js] - s * fit.alpha[js]
+    return mean, np.maximum(var, 0.0), u, (ms, js, cols)
 
 
 def posterior(
@@ -336,10 +377,11 @@ def posterior(
     """Output distribution given all of D at M queries: mean [M, C] and latent variance [M].
 
     ``K_DQ`` is [N, M], ``kqq`` = diag(K_QQ) [M], ``Theta_DQ`` [N, M] the NTK (NTK-GP fits only).
-    The variance is shared by all classes.
+    The variance is shared by all classes. A query whose kernel columns are a training record's
+    (sliced from ``K_DD``) gets the stable closed form at that record (as :func:`lood_self`).
     """
     kdq, kq, tdq = _check_queries(fit, K_DQ, kqq, Theta_DQ)
-    mean, var, _ = _posterior(fit, kdq, kq, tdq)
+    mean, var, _, _ = _posterior(fit, kdq, kq, tdq)
     return mean, var
 
 
@@ -516,11 +558,13 @@ def loo_pointwise(
     [P, M]; "in" = given D (which contains the record), "out" = given D minus record i. ``kl`` is
     KL(out || in) summed over classes, ``mean_dist`` = ||mean_in - mean_out||^2. ``kqq`` =
     diag(K_QQ) [M]; ``Theta_DQ`` [N, M] for an NTK-GP fit. O(N M P) (NNGP) or O(N^2 (M + P))
-    (NTK-GP) after the factorisation.
+    (NTK-GP) after the factorisation, plus O(N^2) per query that is a training record (sliced
+    from ``K_DD``): those take the stable closed forms, as :func:`lood_self` (without its error
+    check).
     """
     kdq, kq, tdq = _check_queries(fit, K_DQ, kqq, Theta_DQ)
     rec = _check_records(fit, records)
-    mean_q, var_q, u = _posterior(fit, kdq, kq, tdq)
+    mean_q, var_q, u, (ms, js, cols) = _posterior(fit, kdq, kq, tdq)
     p, m = rec.size, kdq.shape[1]
     mean_in = np.broadcast_to(mean_q, (p, m, fit.n_classes)).copy()
     var_in = np.broadcast_to(var_q, (p, m)).copy()
@@ -528,10 +572,13 @@ def loo_pointwise(
         rows = fit.rows_A(rec)  # [P, N]
         a_rr = rows[np.arange(rec.size), rec][:, None]
         alpha_r = np.broadcast_to(fit.alpha[rec][:, None, :], (p, m, fit.n_classes))
-        return _loo_from_parts(mean_in, var_in, rows @ kdq, alpha_r, a_rr, auc, n_quad)
+        u_r = rows @ kdq  # (A k_q)_i [P, M]; at training record j: (A K e_j)_i = d_ij - s A_ij
+        u_r[:, ms] = (rec[:, None] == js[None, :]) - fit.noise * cols[rec]
+        return _loo_from_parts(mean_in, var_in, u_r, alpha_r, a_rr, auc, n_quad)
     a, ka, a_ii = _record_terms(fit, rec)
     c = u[rec] / a_ii[:, None]  # [P, M]
     h = ka.T @ u - a.T @ kdq  # [P, M]: (A K u)_i - (A k_q)_i
+    h[:, ms] = -fit.noise * (ka.T @ cols)  # at training record j: -s (A K A)_ij
     g = np.einsum("np,np->p", a, ka)[:, None]  # [P, 1]: (A K A)_ii
     mean_out = mean_in - c[..., None] * fit.alpha[rec][:, None, :]
     var_out = np.maximum(var_in - 2.0 * c * h + g * c**2, 0.0)

@@ -32,7 +32,7 @@ class AttacksSpec(Settings):
     enabled: bool
     score: str
     variance: str
-    rmia_a: float
+    rmia_a: float | str  # a number in [0, 1], or "auto" (tuned per record from the others)
     rmia_gamma: float
     free_in: bool
     alphas: tuple[float, ...]

@@ -326,6 +326,13 @@ def train_chunk_dp(
     return params, history, n_updates
 
 
+def _no_drop_last(tcfg: TrainConfig) -> None:
+    if tcfg.drop_last:
+        raise ValueError(
+            "train.drop_last does not apply to DP-SGD: its Poisson batches have no last batch"
+        )
+
+
 def train_ensemble_dp(
     arch: Architecture,
     tcfg: TrainConfig,
@@ -341,6 +348,7 @@ def train_ensemble_dp(
     always the standard first layer, as the noise is per weight: ``options.first_layer`` and
     ``kernel_max_bytes`` are not used)."""
     t0 = time.perf_counter()
+    _no_drop_last(tcfg)
     options = options or EnsembleOptions()
     run = prepare_run(arch, tcfg, X, y, masks, seeds, options)
 
@@ -384,6 +392,7 @@ def train_opacus(
     from torch.utils.data import TensorDataset
 
     t0 = time.perf_counter()
+    _no_drop_last(tcfg)
     options = options or EnsembleOptions()
     if options.dtype != torch.float32 or options.on_epoch_end is not None:
         raise ValueError("train_opacus trains in float32 and has no on_epoch_end")

@@ -10,7 +10,8 @@ Data order (the contract tests and re-implementations rely on). For model k let
 ``incl_k = numpy.flatnonzero(masks[k])`` (ascending) and ``rng_k = numpy.random.default_rng(
 seeds[k])``, created once before training. In epoch e = 0, 1, ..., in turn, the model visits
 ``order = incl_k[rng_k.permutation(len(incl_k))]`` cut into consecutive mini-batches
-``order[i * batch_size : (i + 1) * batch_size]`` (the last one may be smaller). Step i of an epoch
+``order[i * batch_size : (i + 1) * batch_size]`` (the last one may be smaller; ``drop_last``
+skips it, as ``DataLoader(drop_last=True)`` on the model's own data). Step i of an epoch
 uses each model's i-th batch; a model that has no i-th batch is *inactive* at that step and its
 parameters and optimizer state are left exactly unchanged (Adam's step count too). The initial
 parameters of model k come from ``torch.Generator().manual_seed(seeds[k])``
@@ -259,8 +260,12 @@ def train_chunk(
             kernel.set_lr(tcfg.lr_at(epoch))
         if tcfg.shuffle:
             idx_np, counts_np = epoch_batches(rngs, incl, bsz, pad)
+            if tcfg.drop_last:  # a model's last, incomplete batch: an inactive step
+                counts_np = np.where(counts_np == bsz, counts_np, 0)
         else:
             idx_np, counts_np = fixed_order_batches(incl, pad, bsz, pad)
+            if tcfg.drop_last:  # the incomplete last block of D (pad = N) is never visited
+                idx_np, counts_np = idx_np[: pad // bsz], counts_np[: pad // bsz]
         n_updates += (counts_np > 0).sum(0)
         idx_all = torch.from_numpy(idx_np).to(device)
         rows_all = None if kernel is None else kernel.rows(idx_all)
@@ -340,7 +345,11 @@ def train_ensemble(
     dtype = options.dtype
     run = prepare_run(arch, tcfg, X, y, masks, seeds, options)
     n, d = run.inputs.n, run.inputs.x_ext.shape[1]
-    steps = tcfg.epochs * math.ceil(int(run.masks.sum(1).max()) / tcfg.batch_size)
+    largest = int(run.masks.sum(1).max())
+    per_epoch = (
+        largest // tcfg.batch_size if tcfg.drop_last else math.ceil(largest / tcfg.batch_size)
+    )
+    steps = tcfg.epochs * per_epoch
     itemsize = torch.finfo(dtype).bits // 8
     kernel = use_kernel_first_layer(
         options.first_layer, tcfg, n, d, arch.width, steps, itemsize, options.kernel_max_bytes

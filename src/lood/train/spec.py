@@ -38,6 +38,7 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
     shuffle: bool = True
+    drop_last: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
@@ -141,13 +142,19 @@ class DPSpec(Settings):
     target_epsilon: float | None
     backend: str
 
-    def check(self, n_train: int, shuffle: bool = True) -> None:
+    def check(self, n_train: int, shuffle: bool = True, drop_last: bool = False) -> None:
         """What the schema cannot check: delta below 1/N (a delta of 1/N or more allows
-        releasing a random record in the clear); DP-SGD's Poisson batches are random."""
+        releasing a random record in the clear); DP-SGD's Poisson batches are random (so no
+        fixed batches and no last batch to drop)."""
         if self.enabled and not shuffle:
             raise ValueError(
                 "train.shuffle: false (fixed batches) does not go with train.dp: DP-SGD draws "
                 "Poisson batches, and its accounting assumes them"
+            )
+        if self.enabled and drop_last:
+            raise ValueError(
+                "train.drop_last: true does not go with train.dp: DP-SGD's Poisson batches have "
+                "no last batch (Opacus's DPDataLoader has no drop_last either)"
             )
         if self.enabled and not self.delta < 1.0 / n_train:
             raise ValueError(
@@ -175,6 +182,7 @@ class TrainSpec(Settings):
     lr_milestones: tuple[int, ...]
     lr_gamma: float
     shuffle: bool
+    drop_last: bool
     seed: int
     shard_size: int
     chunk_size: int
@@ -197,4 +205,5 @@ class TrainSpec(Settings):
             lr_milestones=self.lr_milestones,
             lr_gamma=self.lr_gamma,
             shuffle=self.shuffle,
+            drop_last=self.drop_last,
         )

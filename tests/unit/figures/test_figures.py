@@ -18,7 +18,7 @@ from lood.config import section_defaults
 from lood.figures.common import DEFAULT_PLOTS
 from lood.figures.correlation import Panel, correlation_figure, histogram_figure
 from lood.figures.landscape import landscape_figure
-from lood.figures.privacy import audit_figure
+from lood.figures.privacy import audit_figure, dp_figure
 from lood.figures.spec import PlotSpec
 from lood.stats import write_correlation_stats
 
@@ -124,6 +124,25 @@ def test_audit_figure_shows_every_run_and_the_accountant(captured, tmp_path):
         assert np.isclose(shown, bound).any(), bound
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert any("a" in lab for lab in labels) and any("b" in lab for lab in labels)
+
+
+def test_dp_figure_draws_infinite_empirical_lood_at_the_top_edge(captured, tmp_path):
+    """A record whose empirical LOOD is infinite (one side's scores all equal) is drawn, marked,
+    at the top of the log axis, and counted in the legend; not silently dropped."""
+    rows = []
+    for e, eps, lood in (("dp", 2.0, [0.01, np.inf, 0.02]), ("plain", np.inf, [0.5, 0.8, 0.0])):
+        for i, v in enumerate(lood):
+            rows.append({"experiment": e, "epsilon": eps, "differ_idx": i, "mia_auc": 0.6 + 0.1 * i,
+                         "empirical_lood": v, "kl_lood": 1.0 + i})  # fmt: skip
+    dp_figure(pd.DataFrame(rows), [tmp_path / "dp.png"])
+    (fig,) = captured
+    ax = fig.axes[1]
+    marked = [c for c in ax.collections if c.get_label().startswith("infinite")]
+    assert len(marked) == 1 and marked[0].get_label().startswith("infinite (1)")
+    (x, y), edge = marked[0].get_offsets()[0], 10 * 0.8
+    assert x == 0 and y == pytest.approx(edge) and ax.get_ylim()[1] > edge  # dp column, on axis
+    shown = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
+    assert np.isclose(shown, 1e-6).any()  # the zero, clipped to the floor: drawn too
 
 
 def shown_tick_labels(ax, which: str = "x") -> list[tuple[float, str, object]]:

@@ -131,3 +131,21 @@ def test_auto_sigma2_record_round_trips_and_flags_the_bound(tmp_path):
     k_floor = k + 5.0 * np.eye(len(k))
     rec = choose_sigma2(k_floor, np.sign(y) * 0.01, "ntk")
     assert rec["at_bound"] and rec["sigma2"] == pytest.approx(rec["search_range"][0], rel=1e-6)
+
+
+def test_at_bound_flags_the_upper_end_for_sigma2_and_the_free_amplitude():
+    """A kernel tiny against its targets (sigma2) and targets independent of the inputs (free
+    amplitude: pure noise fits white targets best) push the optimum to the range's upper end."""
+    k, _ = _problem()
+    white = np.random.default_rng(5).normal(size=(len(k), 3))
+    scale = float(np.mean(np.diag(k)))
+    res = select_sigma2(1e-3 * k, 100.0 * white)  # the labels' variance >> 1e2 * the kernel's
+    assert res.at_bound and res.sigma2 == pytest.approx(1e2 * 1e-3 * scale, rel=1e-9)
+    assert select_sigma2(1e-3 * k, 100.0 * white, upper=1e9).at_bound is False  # an inner optimum
+    amp = amplitude_profile(evidence_curve(k, white), scale, 1e-4, 1e1, n_grid=9)
+    assert amp.at_bound and amp.rho == pytest.approx(1e1 * scale, rel=1e-12)
+    rec = choose_sigma2(1e-3 * k, 100.0 * white, "nngp")
+    assert rec["at_bound"] and rec["free_amplitude"]["at_bound"]
+    # labels that do depend on the inputs: neither end
+    _, y = _problem()
+    assert not amplitude_profile(evidence_curve(k, y), scale, 1e-4, 1e1, n_grid=9).at_bound

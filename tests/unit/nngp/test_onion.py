@@ -98,3 +98,13 @@ def test_onion_table_marks_records_and_checks_its_size():
     OnionSpec(True, 2, 3, 1).check(N)
     with pytest.raises(ValueError, match="onion.k"):
         OnionSpec(True, 10, 3, 1).check(N)
+
+
+def test_ties_in_kl_are_peeled_lowest_index_first():
+    """Six identical, independent records (K = I, one label): every KL ties exactly, and the
+    docstring's tie-break peels the lowest indices first, layer after layer."""
+    y = centred_one_hot(np.zeros(6, dtype=int), 2)
+    assert privacy_onion(np.eye(6), y, 0.1, 1, 1).removed.tolist() == [[0]]
+    res = privacy_onion(np.eye(6), y, 0.1, 2, 2)
+    assert res.removed.tolist() == [[0, 1], [2, 3]]
+    assert res.table[res.table.layer == 0].kl_lood.nunique() == 1  # a real tie

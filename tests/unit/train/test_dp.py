@@ -371,3 +371,21 @@ def test_influence_model_trains_with_dp():
     plain = train_ensemble(arch, tcfg, x, y, np.ones((1, 20), bool), [4]).params
     torch.testing.assert_close(ckpts.params["W0"][-1], ref["W0"][0])
     assert not torch.allclose(ckpts.params["W0"][-1], plain["W0"][0])
+
+
+def test_drop_last_is_refused_by_both_dp_backends_and_by_the_config_check():
+    """Poisson batches have no last batch: drop_last with DP-SGD is an error, not a no-op."""
+    from lood.train.dp import train_opacus
+
+    arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
+    x, y = _data(n=12, d=5, c=2)
+    tcfg = TrainConfig(epochs=1, lr=0.1, batch_size=5, drop_last=True)
+    dp = DPConfig(noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-3)
+    masks = np.ones((1, 12), dtype=bool)
+    for train in (train_ensemble_dp, train_opacus):
+        with pytest.raises(ValueError, match="drop_last"):
+            train(arch, tcfg, dp, x.float(), y, masks, [1])
+    spec = train_spec({"epochs": 1, "batch_size": 5, "lr": 0.1, "drop_last": True,
+                       "dp": {"enabled": True, "noise_multiplier": 1.0}})  # fmt: skip
+    with pytest.raises(ValueError, match="train.drop_last"):
+        spec.dp.check(100, spec.shuffle, spec.drop_last)

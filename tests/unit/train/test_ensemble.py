@@ -100,10 +100,14 @@ def ref_train(arch, tcfg, X, y, mask, seed, dtype) -> nn.Sequential:
             batches = [
                 order[i : i + tcfg.batch_size] for i in range(0, len(order), tcfg.batch_size)
             ]
+            if tcfg.drop_last:  # DataLoader(drop_last=True) on the model's own records
+                batches = [b for b in batches if len(b) == tcfg.batch_size]
         else:  # D in order, fixed boundaries, left-out records dropped from their batch
             blocks = [
                 np.arange(i, min(i + tcfg.batch_size, n)) for i in range(0, n, tcfg.batch_size)
             ]
+            if tcfg.drop_last:  # the incomplete last block of D
+                blocks = [blk for blk in blocks if len(blk) == tcfg.batch_size]
             batches = [blk[mask[blk]] for blk in blocks]
         for batch in batches:
             if len(batch) == 0:
@@ -640,3 +644,30 @@ def test_fixed_order_matches_a_plain_in_order_loop(first_layer):
                               loss="cross_entropy"), X, y, masks, seeds,
                               EnsembleOptions(dtype=torch.float64))  # fmt: skip
     assert not torch.allclose(shuffled.params["W0"], res.params["W0"])
+
+
+# ------------------------------------------------------------------------------------ drop_last
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_drop_last_skips_the_incomplete_last_batch_as_a_plain_loop(shuffle):
+    """train.drop_last: 20 records in batches of 6 leave a last batch of 2 (in model) or 1 (out
+    model), which is skipped every epoch: 3 updates per epoch, the same parameters as a plain
+    loop without those batches; drop_last false (the default) keeps the 4th step."""
+    X, y = make_data(n=20, d=30)
+    arch = arch_of("relu", "standard", False, width=8)
+    kw = dict(epochs=3, batch_size=6, lr=0.1, momentum=0.9, loss="cross_entropy", shuffle=shuffle)
+    tcfg = TrainConfig(**kw, drop_last=True)
+    masks = np.ones((3, 20), dtype=bool)
+    masks[1, 19] = False  # out model of a record in the last block: 1 record left there
+    masks[2, 3] = False  # out model of a record in the first block (fixed order: 5 in block 0)
+    seeds = [41, 42, 43]
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, EnsembleOptions(dtype=torch.float64))
+    assert res.n_updates.tolist() == [9, 9, 9]
+    for k in range(3):
+        rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
+        for name, p in rp.items():
+            torch.testing.assert_close(res.params[name][k], p, rtol=1e-9, atol=1e-10)
+    kept = train_ensemble(
+        arch, TrainConfig(**kw), X, y, masks, seeds, EnsembleOptions(dtype=torch.float64)
+    )
+    assert kept.n_updates.tolist() == [12, 12, 12]
+    assert not torch.allclose(kept.params["W0"], res.params["W0"])

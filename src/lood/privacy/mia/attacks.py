@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
-from lood.privacy.metrics import check_pools
+from lood.privacy.metrics import check_pools, roc_auc
 
 Variance = Literal["per_record", "global"] | float
 
@@ -104,12 +104,13 @@ def lira_offline(
 _LOG_HALF = math.log(0.5)
 
 
-def _offline_marginal(log_mean_out: np.ndarray, a: float) -> np.ndarray:
-    """log((1 + a)/2 * P_out + (1 - a)/2) from log P_out."""
-    if not 0.0 <= a <= 1.0:
+def _offline_marginal(log_mean_out: np.ndarray, a: npt.ArrayLike) -> np.ndarray:
+    """log((1 + a)/2 * P_out + (1 - a)/2) from log P_out; ``a`` a number or broadcastable array."""
+    a = np.asarray(a, dtype=np.float64)
+    if not np.all((a >= 0.0) & (a <= 1.0)):
         raise ValueError(f"RMIA offline a must lie in [0, 1], got {a}")
-    hi = math.log((1 + a) / 2)
-    lo = math.log((1 - a) / 2) if a < 1 else -np.inf
+    with np.errstate(divide="ignore"):  # a = 1: no constant term, log 0 = -inf
+        hi, lo = np.log((1 + a) / 2), np.log((1 - a) / 2)
     return np.logaddexp(hi + log_mean_out, lo)
 
 
@@ -123,10 +124,12 @@ def rmia_marginal(
     """RMIA's log P(x), the probability of x's true label averaged over reference models.
 
     Online (``log_p_in`` given): P(x) = (P_in(x) + P_out(x)) / 2, the means over in and out
-    reference models weighted equally (as RMIA's paper and ML Privacy Meter's documentation write
-    it; their code averages the pooled models, the same when K_in = K_out). Offline: P(x) =
-    (1 + a)/2 P_out(x) + (1 - a)/2, RMIA's linear guess of P_in from P_out. Inputs are natural
-    log-probabilities [..., K]; returns log P [...].
+    reference models weighted equally (the RMIA paper's Pr(x) over reference models of which
+    half contain x; its code averages the pooled models, the same when K_in = K_out). Offline:
+    P(x) = (1 + a)/2 P_out(x) + (1 - a)/2, RMIA's linear guess of P_in from P_out (ML Privacy
+    Meter's ``run_rmia``). A population record z, in no reference model, takes the plain mean
+    over all reference models online (the offline form with ``a=1``) and the offline form
+    offline. Inputs are natural log-probabilities [..., K]; returns log P [...].
     """
     lp_out = np.asarray(log_p_out, dtype=np.float64)
     if log_p_in is None:
@@ -146,8 +149,9 @@ def rmia(
 
     LR(x, z) = (p(x|theta) / P(x)) / (p(z|theta) / P(z)), with p(.|theta) the target model's
     probability of the true label and P(.) its reference average (:func:`rmia_marginal`; the
-    population records are in no training set, so P(z) takes the offline form over the reference
-    models, as ML Privacy Meter's ``run_rmia`` does). All inputs are natural logs: ``log_p_x``
+    population records are in no training set: online P(z) is the plain mean over the
+    reference models, as the RMIA paper writes it, offline the (1 + a)/2 form, as ML Privacy
+    Meter's ``run_rmia`` does). All inputs are natural logs: ``log_p_x``
     [...], ``log_p_z`` [..., M], ``log_marginal_x`` [...], ``log_marginal_z`` [..., M].
     Multiplying all of one target's probabilities by a constant leaves its score unchanged.
     """
@@ -266,7 +270,7 @@ def rmia_loo(
     lz_in: npt.ArrayLike,
     lz_out: npt.ArrayLike,
     offline: bool = False,
-    a: float = 0.3,
+    a: npt.ArrayLike = 0.3,
     gamma: float = 1.0,
     extra_in: npt.ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -275,12 +279,15 @@ def rmia_loo(
     ``lp_in`` [P, K_in], ``lp_out`` [P, K_out]: log p(x_i | model) of record i's in and out
     models; ``lz_in`` [K_in, M] (or [P, K_in, M]) and ``lz_out`` [P, K_out, M]: the same models on
     the M population records. For target theta of record i, the reference models are the
-    record's other models: online, P(x) = (P_in + P_out)/2 over the in and out models other than
-    theta; offline, P(x) = (1 + a)/2 P_out + (1 - a)/2 over the out models other than theta.
-    P(z) is (1 + a)/2 P_ref(z) + (1 - a)/2 over the same reference models (all of them out for
-    z). ``extra_in`` (online only): [P, E] log p(x_i) of free in models (the out models of the
-    other records, so ``lz_out`` supplies their population log-probabilities), added to P_in(x)
-    and to the references of z. Returns (t_in [P, K_in], t_out [P, K_out]).
+    record's other models. Online (the RMIA paper, Zarifzadeh et al. 2024): P(x) = (P_in +
+    P_out)/2 over the in and out models other than theta, and P(z) the plain mean of p(z) over
+    the same reference models (all of them out for z). Offline (ML Privacy Meter's
+    ``run_rmia``): P(x) = (1 + a)/2 P_out + (1 - a)/2 over the out models other than theta, and
+    P(z) the same form over the same out models. ``a``: a number or one per record [P]
+    (:func:`tune_rmia_a`); online ignores it. ``extra_in`` (online only): [P, E] log p(x_i) of
+    free in models (the out models of the other records, so ``lz_out`` supplies their
+    population log-probabilities), added to P_in(x) and to the references of z. Returns (t_in
+    [P, K_in], t_out [P, K_out]).
     """
     lp_in, lp_out = check_pools(lp_in, lp_out)
     p, k_in = lp_in.shape
@@ -316,9 +323,10 @@ def rmia_loo(
     n_in = k_in + n_extra
     pin_all, pin_loo = in_all - math.log(n_in), in_loo - math.log(n_in - 1)
     pout_all, pout_loo = out_all - math.log(k_out), out_loo - math.log(k_out - 1)
+    a = np.broadcast_to(np.asarray(a, dtype=np.float64), (p,))
     if offline:
-        px_in = _offline_marginal(np.broadcast_to(pout_all[:, None], (p, k_in)), a)
-        px_out = _offline_marginal(pout_loo, a)
+        px_in = _offline_marginal(np.broadcast_to(pout_all[:, None], (p, k_in)), a[:, None])
+        px_out = _offline_marginal(pout_loo, a[:, None])
     else:
         px_in = _LOG_HALF + np.logaddexp(pin_loo, pout_all[:, None])
         px_out = _LOG_HALF + np.logaddexp(pin_all[:, None], pout_loo)
@@ -330,11 +338,46 @@ def rmia_loo(
         if offline:
             pz_in = np.broadcast_to(z_out_all - math.log(k_out), lz_in[i].shape)
             pz_out = z_out_loo - math.log(k_out - 1)
+            pz_in, pz_out = _offline_marginal(pz_in, a[i]), _offline_marginal(pz_out, a[i])
         else:
             z_in_loo, z_in_all = _logsumexp_loo(lz_in[i], axis=0), lse(lz_in[i], axis=0)
             n_ref = k_in + k_out + n_extra - 1
             pz_in = np.logaddexp(np.logaddexp(z_in_loo, z_out_all), z_extra[i]) - math.log(n_ref)
             pz_out = np.logaddexp(np.logaddexp(z_out_loo, z_in_all), z_extra[i]) - math.log(n_ref)
-        t_in[i] = rmia(lp_in[i], lz_in[i], px_in[i], _offline_marginal(pz_in, a), gamma)
-        t_out[i] = rmia(lp_out[i], lz_out[i], px_out[i], _offline_marginal(pz_out, a), gamma)
+        t_in[i] = rmia(lp_in[i], lz_in[i], px_in[i], pz_in, gamma)
+        t_out[i] = rmia(lp_out[i], lz_out[i], px_out[i], pz_out, gamma)
     return t_in, t_out
+
+
+RMIA_A_GRID = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def tune_rmia_a(
+    lp_in: npt.ArrayLike,
+    lp_out: npt.ArrayLike,
+    lz_in: npt.ArrayLike,
+    lz_out: npt.ArrayLike,
+    gamma: float = 1.0,
+    grid: tuple[float, ...] = RMIA_A_GRID,
+) -> np.ndarray:
+    """Offline RMIA's ``a`` chosen from reference models, one per record [P] (``rmia_a: auto``).
+
+    ML Privacy Meter's ``tune_offline_a``: try a = 0, 0.1, ..., 1 and keep the one with the
+    highest AUC when models of known membership are attacked (the first on ties). Here those
+    models are the *other* records' in and out models, so a record's own targets never choose
+    its a: a_i maximises the pooled AUC of offline RMIA (:func:`rmia_loo`) over records j != i.
+    Inputs as :func:`rmia_loo`.
+    """
+    lp_in, lp_out = check_pools(lp_in, lp_out)
+    p, k_in = lp_in.shape
+    if p < 2:
+        raise ValueError("rmia_a: auto needs at least 2 records (a is tuned on the others)")
+    member = np.r_[np.ones(k_in, bool), np.zeros(lp_out.shape[1], bool)]
+    auc = np.empty((len(grid), p))
+    for g, a in enumerate(grid):
+        t_in, t_out = rmia_loo(lp_in, lp_out, lz_in, lz_out, True, a, gamma)
+        scores = np.concatenate([t_in, t_out], axis=1)  # [P, K_in + K_out]
+        for i in range(p):
+            others = np.delete(scores, i, axis=0)
+            auc[g, i] = roc_auc(np.tile(member, p - 1), others.ravel())
+    return np.asarray(grid, dtype=np.float64)[np.argmax(auc, axis=0)]

@@ -3,16 +3,19 @@ and pooled over records, and the online attacks without and with the free in mod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from lood.privacy.metrics import per_record_auc, pooled_metrics
-from lood.privacy.mia.attacks import lira_offline_loo, lira_online_loo, rmia_loo
+from lood.privacy.mia.attacks import lira_offline_loo, lira_online_loo, rmia_loo, tune_rmia_a
 from lood.privacy.mia.pools import AttackInputs, record_pools
 from lood.privacy.signals import true_class_log_prob
 from lood.privacy.spec import AttacksSpec
+
+log = logging.getLogger(__name__)
 
 Statistics = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -27,7 +30,8 @@ def attack_statistics(
     :class:`~lood.privacy.mia.pools.AttackInputs`; ``free_in`` (default ``spec.free_in``; needs
     ``out_outputs`` [P, K_out, P, C]) adds the free in models to the online attacks.
     ``spec.score`` picks the per-model score of the LiRA attacks (:func:`record_pools`); RMIA
-    always uses the true class's softmax probability.
+    always uses the true class's softmax probability. ``spec.rmia_a`` ``"auto"``: offline
+    RMIA's a per record from the other records' models (:func:`tune_rmia_a`).
     """
     free_in = spec.free_in if free_in is None else free_in
     in_outputs, out_outputs, labels = inputs.in_outputs, inputs.out_outputs, inputs.labels
@@ -44,7 +48,10 @@ def attack_statistics(
     lp_in, lp_out, lp_extra = record_pools(in_outputs, out_outputs, labels, "log_prob", free_in)
     lz_in = true_class_log_prob(inputs.in_test, inputs.test_labels)  # [K_in, M]
     lz_out = true_class_log_prob(inputs.out_test, inputs.test_labels)  # [P, K_out, M]
-    a, gamma = spec.rmia_a, spec.rmia_gamma
+    gamma = spec.rmia_gamma
+    a = tune_rmia_a(lp_in, lp_out, lz_in, lz_out, gamma) if spec.rmia_a == "auto" else spec.rmia_a
+    if spec.rmia_a == "auto":
+        log.info("rmia_a auto: a per record %s", np.array2string(a, precision=1))
     result["rmia_online"] = rmia_loo(lp_in, lp_out, lz_in, lz_out, False, a, gamma, lp_extra)
     result["rmia_offline"] = rmia_loo(lp_in, lp_out, lz_in, lz_out, True, a, gamma)
     return result

@@ -18,6 +18,7 @@ from lood.privacy.metrics import (
     tpr_at_fpr,
 )
 from lood.privacy.mia.attacks import (
+    RMIA_A_GRID,
     lira_offline,
     lira_offline_loo,
     lira_online,
@@ -25,6 +26,7 @@ from lood.privacy.mia.attacks import (
     rmia,
     rmia_loo,
     rmia_marginal,
+    tune_rmia_a,
 )
 from lood.privacy.mia.evaluation import attack_statistics, free_in_comparison, pooled_table
 from lood.privacy.mia.pools import AttackInputs, free_in_pool, record_pools
@@ -421,12 +423,81 @@ def _rmia_loop(lp_in, lp_out, lz_in, lz_out, offline, a=0.3, gamma=1.0, extra=No
             else:
                 px = rmia_marginal(lp_out[i][keep_out], np.r_[lp_in[i][keep_in], ex_x], a=a)
                 z_ref = np.concatenate([lz_in[keep_in], lz_out[i][keep_out], ex_z])
-            pz = rmia_marginal(z_ref.T, a=a)
+            pz = rmia_marginal(z_ref.T, a=a if offline else 1.0)  # online: plain mean
             if role == "in":
                 t_in[i, k] = rmia(lp_in[i, k], lz_in[k], px, pz, gamma)
             else:
                 t_out[i, k] = rmia(lp_out[i, k], lz_out[i, k], px, pz, gamma)
     return t_in, t_out
+
+
+def _rmia_reference(p_x, p_z, ref_in_x, ref_out_x, ref_z, offline, a, gamma):
+    """One target's RMIA score from the reference's formulas, in probabilities, one z at a time.
+
+    Online, the RMIA paper (Zarifzadeh et al. 2024): Pr(x) = (mean in + mean out) / 2, Pr(z) =
+    mean over every reference model. Offline, ML Privacy Meter's run_rmia: mean_x = (1 + a)/2
+    mean_out_x + (1 - a)/2, mean_z likewise over the (out) references.
+    """
+    if offline:
+        big_px = (1 + a) / 2 * sum(ref_out_x) / len(ref_out_x) + (1 - a) / 2
+    else:
+        big_px = 0.5 * (sum(ref_in_x) / len(ref_in_x) + sum(ref_out_x) / len(ref_out_x))
+    count = 0
+    for m in range(len(p_z)):
+        column = [row[m] for row in ref_z]
+        big_pz = sum(column) / len(column)
+        if offline:
+            big_pz = (1 + a) / 2 * big_pz + (1 - a) / 2
+        count += (p_x / big_px) / (p_z[m] / big_pz) > gamma
+    return count / len(p_z)
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_rmia_loo_matches_the_references_formulas_in_a_plain_loop(offline):
+    rng = np.random.default_rng(20)
+    lp_in, lp_out, lz_in, lz_out = _rmia_data(rng, p=3, k_in=4, k_out=5, m=25)
+    lz_in = lz_in + 0.3  # in models more confident on z too: a = 0.3 on z would move P(z)
+    a, gamma = 0.3, 1.0
+    t_in, t_out = rmia_loo(lp_in, lp_out, lz_in, lz_out, offline, a, gamma)
+    px_in, px_out, pz_in, pz_out = (np.exp(v) for v in (lp_in, lp_out, lz_in, lz_out))
+    for i in range(3):
+        for role, k_max in (("in", 4), ("out", 5)):
+            for k in range(k_max):
+                ins = [m for m in range(4) if not (role == "in" and m == k)]
+                outs = [m for m in range(5) if not (role == "out" and m == k)]
+                ref_z = [pz_out[i, m] for m in outs]
+                if not offline:
+                    ref_z += [pz_in[m] for m in ins]
+                target_x = px_in[i, k] if role == "in" else px_out[i, k]
+                target_z = pz_in[k] if role == "in" else pz_out[i, k]
+                want = _rmia_reference(
+                    target_x, target_z, px_in[i, ins], px_out[i, outs], ref_z, offline, a, gamma
+                )
+                got = t_in[i, k] if role == "in" else t_out[i, k]
+                assert got == pytest.approx(want, abs=1e-12), (role, i, k)
+
+
+def test_tune_rmia_a_picks_from_the_grid_without_the_records_own_models():
+    rng = np.random.default_rng(22)
+    data = _rmia_data(rng, p=5, k_in=6, k_out=6, m=40)
+    a = tune_rmia_a(*data)
+    assert a.shape == (5,) and set(a) <= set(RMIA_A_GRID)
+    # record 0's a comes from records 1..4 only: scrambling record 0's models leaves it
+    lp_in, lp_out, lz_in, lz_out = (v.copy() for v in data)
+    lp_in[0], lp_out[0] = lp_out[0], lp_in[0]
+    assert tune_rmia_a(lp_in, lp_out, lz_in, lz_out)[0] == a[0]
+    # the chosen a is the grid's best for the others: no other a scores a higher pooled AUC
+    from lood.privacy.metrics import roc_auc
+
+    def auc_without_0(a_value):
+        t_in, t_out = rmia_loo(*data, offline=True, a=a_value)
+        member = np.r_[np.ones(t_in[1:].size, bool), np.zeros(t_out[1:].size, bool)]
+        return roc_auc(member, np.r_[t_in[1:].ravel(), t_out[1:].ravel()])
+
+    best = max(auc_without_0(g) for g in RMIA_A_GRID)
+    assert auc_without_0(a[0]) == pytest.approx(best)
+    with pytest.raises(ValueError, match="2 records"):
+        tune_rmia_a(*(v[:1] for v in data))
 
 
 @pytest.mark.parametrize("offline", [False, True])

@@ -232,3 +232,18 @@ def test_bad_score_is_a_config_error_naming_the_value():
     spec = MiaSpec.from_config(lc.experiment(config, "tiny")["mia"])
     assert spec.score == "output_vector"
     assert lc.section_defaults("mia")["score"] == "margin"
+
+
+def test_the_eigenvalue_floor_is_relative_so_the_auc_ignores_the_output_scale():
+    """Three outputs summing to a constant (a singular covariance: the subspace and the floor
+    are used) give the same AUC at any output scale; an absolute floor would swamp the
+    covariances at c = 1e-6."""
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(30, 3)) @ np.diag([0.5, 0.3, 0.2]) + [0.6, 0.0, 0.0]
+    b = rng.normal(size=(30, 3)) @ np.diag([1.3, 0.9, 0.4])
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    ref = output_vector_auc(a, b, n_splits=8, seed=2)
+    assert 0.6 < ref[0] < 0.95  # informative, not trivially separable
+    for c in (1e-6, 1e6):
+        got = output_vector_auc(c * a, c * b, n_splits=8, seed=2)
+        assert got[:2] == pytest.approx(ref[:2], abs=1e-12), c

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import TINY
 from sklearn.metrics import roc_auc_score
 
 from lood.privacy.mia.tables import attack_auc_columns, attack_tables, stack_models
@@ -100,3 +101,44 @@ def test_attack_tables_per_record_pooled_and_free_in():
     on = attack_tables(differ, inputs, y_test, AttacksSpec.from_config(SPEC | {"free_in": True}))
     np.testing.assert_allclose(on.per_record.lira_online_auc, lira.auc_free_in)
     np.testing.assert_allclose(on.per_record.lira_offline_auc, per.lira_offline_auc)
+
+
+def test_rmia_a_auto_tunes_offline_a_per_record_and_leaves_online_alone():
+    """attacks.rmia_a: auto (schema and spec) gives offline RMIA with tune_rmia_a's per-record a;
+    online RMIA does not use a, so it is the same as with a fixed a."""
+    import lood.config as lc
+    from lood.privacy.mia.attacks import rmia_loo, tune_rmia_a
+    from lood.privacy.mia.evaluation import attack_statistics
+    from lood.privacy.mia.pools import record_pools
+    from lood.privacy.signals import true_class_log_prob
+
+    rng = np.random.default_rng(4)
+    differ, models_in, shards, _, _ = _job_arrays(rng, [5, 9, 2, 7], leak=[0.5, 0.0, 1.0, 0.3])
+    inputs = stack_models(differ, models_in, shards)
+    y_test = rng.integers(0, 2, 10)
+    inputs = inputs._replace(test_labels=y_test)
+    auto = AttacksSpec.from_config({**SPEC, "rmia_a": "auto"})
+
+    import yaml
+
+    cfg = yaml.safe_load(TINY.read_text())
+    for value, ok in (("auto", True), (0.7, True), ("tuned", False), (1.5, False)):
+        cfg["attacks"] = {"rmia_a": value}
+        if ok:
+            lc.validate(lc.with_defaults(cfg))
+        else:
+            with pytest.raises(ValueError, match="rmia_a"):
+                lc.validate(lc.with_defaults(cfg))
+    got = attack_statistics(inputs, auto)
+    fixed = attack_statistics(inputs, AttacksSpec.from_config(SPEC))
+    for pool in (0, 1):
+        np.testing.assert_array_equal(got["rmia_online"][pool], fixed["rmia_online"][pool])
+    lp_in, lp_out, _ = record_pools(
+        inputs.in_outputs, inputs.out_outputs, inputs.labels, "log_prob"
+    )
+    lz_in = true_class_log_prob(inputs.in_test, y_test)
+    lz_out = true_class_log_prob(inputs.out_test, y_test)
+    a = tune_rmia_a(lp_in, lp_out, lz_in, lz_out)
+    want = rmia_loo(lp_in, lp_out, lz_in, lz_out, True, a)
+    for pool in (0, 1):
+        np.testing.assert_array_equal(got["rmia_offline"][pool], want[pool])

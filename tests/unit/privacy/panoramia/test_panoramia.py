@@ -380,6 +380,13 @@ def test_vae_end_to_end_audit(digits, vae):
     row = res.summary.iloc[0]
     assert 0 <= row.c_lb <= row.ceiling and 0 <= row.c_plus_eps_lb <= row.ceiling
     assert row.baseline_auc > 0.5  # the helper tells VAE samples from real ones
+    # the ceiling is that of the test *members* (all guesses right), not of all test slots
+    spec = panoramia_spec()
+    grid = guess_grid(len(sets.y_test), spec.n_thresholds, spec.r_min)
+    members = int(np.sum(sets.test_member))
+    want = bound_ceiling(members, grid, spec.confidence, spec.correction)
+    assert row.ceiling == want
+    assert want < bound_ceiling(len(sets.y_test), grid, spec.confidence, spec.correction)
 
 
 # ---------------------------------------------------------------------------------------------
