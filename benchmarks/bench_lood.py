@@ -21,8 +21,9 @@ import numpy as np
 import scipy.linalg
 
 from lood.arch import Architecture
-from lood.nngp.gp import centred_one_hot, fit_gp, lood_all, lood_self
+from lood.nngp.gp import centred_one_hot, fit_gp
 from lood.nngp.kernel import nngp_kernel
+from lood.nngp.loo import lood_all, lood_self
 from lood.stats import kl_isotropic
 
 ARCH = Architecture(

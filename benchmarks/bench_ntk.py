@@ -19,8 +19,9 @@ from lood.arch import Architecture
 from lood.data.readers import load_dataset
 from lood.data.split import make_split
 from lood.nngp.evidence import select_sigma2
-from lood.nngp.gp import centred_one_hot, fit_gp, lood_all
+from lood.nngp.gp import centred_one_hot, fit_gp
 from lood.nngp.kernel import ntk_kernels
+from lood.nngp.loo import lood_all
 from lood.nngp.onion import privacy_onion
 
 

@@ -14,16 +14,9 @@ from helpers import mia_spec
 
 from lood.arch import Architecture
 from lood.io import write_csv
-from lood.nngp.gp import (
-    SELF_VAR_RTOL,
-    centred_one_hot,
-    fit_gp,
-    loo_pointwise,
-    lood_all,
-    lood_self,
-    posterior,
-)
+from lood.nngp.gp import centred_one_hot, fit_gp, posterior
 from lood.nngp.kernel import nngp_kernel
+from lood.nngp.loo import SELF_VAR_RTOL, loo_pointwise, lood_all, lood_self
 from lood.nngp.tables import lood_table
 from lood.privacy.audit.dp_tables import dp_table, empirical_lood
 from lood.privacy.mia.retrained import half_split_auc, mia_table

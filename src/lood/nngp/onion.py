@@ -14,7 +14,7 @@ the block inverse, O(N^2 k) per layer::
 For the NTK-GP also ``G = A K A``: with ``E = [I, -F]``, ``E A = [A', 0]``, hence
 ``A' K' A' = E G E^T = G_{R'R'} - F G_{SR'} - G_{R'S} F^T + F G_SS F^T``. The LOOD of each
 remaining record then follows from ``diag(A')``, ``alpha'`` (and ``diag(G')``) in closed form:
-:func:`lood.nngp.gp.self_lood_from_parts` (the forms of :func:`lood.nngp.gp.lood_all`).
+:func:`lood.nngp.loo.self_lood_from_parts` (the forms of :func:`lood.nngp.loo.lood_all`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
-from lood.nngp.gp import self_lood_from_parts
+from lood.nngp.loo import self_lood_from_parts
 
 
 @dataclass

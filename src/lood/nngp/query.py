@@ -36,8 +36,9 @@ import numpy as np
 
 from lood.arch import Architecture
 from lood.ascent import improves
-from lood.nngp.gp import GPFit, centred_one_hot, fit_gp, loo_pointwise
+from lood.nngp.gp import GPFit, centred_one_hot, fit_gp
 from lood.nngp.kernel import nngp_diag, nngp_kernel, stax_network
+from lood.nngp.loo import loo_pointwise
 from lood.nngp.spec import QuerySpec
 from lood.stats import x_minus_log1p
 
@@ -185,7 +186,7 @@ def data_starts(
     and their indices [S, M].
 
     The LOOD of the record at every other training record as a query is one rank-one downdate
-    (:func:`lood.nngp.gp.loo_pointwise`, O(N^2) after the factorisation); it uses nothing the
+    (:func:`lood.nngp.loo.loo_pointwise`, O(N^2) after the factorisation); it uses nothing the
     objective does not (``A``, ``alpha``, the record's index), and never the record's input.
     """
     if obj.fit is None:

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from lood.nngp.gp import centred_one_hot, fit_gp, lood_all, lood_self
+from lood.nngp.gp import centred_one_hot, fit_gp
+from lood.nngp.loo import lood_all, lood_self
 from lood.nngp.onion import privacy_onion
 from lood.nngp.spec import OnionSpec
 

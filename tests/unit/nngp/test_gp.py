@@ -7,16 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lood.nngp.gp import (
-    centred_one_hot,
-    fit_gp,
-    joint_posterior,
-    loo_posterior,
-    loo_query_set,
-    lood_all,
-    posterior,
-    self_lood_from_parts,
-)
+from lood.nngp.gp import centred_one_hot, fit_gp, joint_posterior, posterior
+from lood.nngp.loo import loo_posterior, loo_query_set, lood_all, self_lood_from_parts
 
 SIGMA2 = 0.1
 N, M = 20, 5

@@ -10,17 +10,9 @@ from scipy.special import ndtr
 from sklearn.metrics import roc_auc_score
 
 from lood.arch import Architecture
-from lood.nngp.gp import (
-    centred_one_hot,
-    fit_gp,
-    gaussian_pair_auc,
-    loo_pointwise,
-    loo_query_set,
-    lood_all,
-    lood_self,
-    posterior,
-)
+from lood.nngp.gp import centred_one_hot, fit_gp, posterior
 from lood.nngp.kernel import nngp_diag, nngp_kernel
+from lood.nngp.loo import gaussian_pair_auc, loo_pointwise, loo_query_set, lood_all, lood_self
 from lood.stats import kl_gaussians, kl_isotropic
 
 SIGMA2 = 0.1

@@ -7,17 +7,9 @@ import pytest
 from neural_tangents import predict
 
 from lood.arch import Architecture
-from lood.nngp.gp import (
-    absolute_diag_reg,
-    centred_one_hot,
-    fit_gp,
-    joint_posterior,
-    loo_pointwise,
-    loo_posterior,
-    lood_all,
-    lood_self,
-)
+from lood.nngp.gp import absolute_diag_reg, centred_one_hot, fit_gp, joint_posterior
 from lood.nngp.kernel import ntk_kernels, stax_network
+from lood.nngp.loo import loo_pointwise, loo_posterior, lood_all, lood_self
 from lood.nngp.tables import lood_table
 
 ARCH = Architecture(2, 64, "relu", 1.4, 0.1, "ntk", 3)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lood.figures.onion import onion_rise
-from lood.nngp.gp import centred_one_hot, fit_gp, lood_all
+from lood.nngp.gp import centred_one_hot, fit_gp
+from lood.nngp.loo import lood_all
 from lood.nngp.onion import privacy_onion
 from lood.nngp.spec import OnionSpec
 from lood.nngp.tables import onion_table

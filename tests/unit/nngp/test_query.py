@@ -10,7 +10,7 @@ from helpers import mia_spec, train_spec
 from lood.arch import Architecture
 from lood.data.split import Split
 from lood.jobs.training import out_masks_and_seeds, role_masks_and_seeds
-from lood.nngp.gp import centred_one_hot, fit_gp, lood_self
+from lood.nngp.gp import centred_one_hot, fit_gp
 from lood.nngp.kernel import nngp_kernel
 from lood.nngp.landscape import (
     landscape_grid,
@@ -18,6 +18,7 @@ from lood.nngp.landscape import (
     random_direction,
     raw_step_to_normalized,
 )
+from lood.nngp.loo import lood_self
 from lood.nngp.query import (
     data_starts,
     initial_query,
