@@ -81,8 +81,14 @@ def main() -> None:
     if args.random_peel:
         pool = np.setdiff1d(np.arange(n), records)
         peeled = np.sort(rng.choice(pool, size=len(peeled), replace=False))
-    log.info("%s: %d peeled records (%s); risers %s, controls %s", name, len(peeled),
-             "random" if args.random_peel else "the onion's", risers.tolist(), controls.tolist())  # fmt: skip
+    log.info(
+        "%s: %d peeled records (%s); risers %s, controls %s",
+        name,
+        len(peeled),
+        "random" if args.random_peel else "the onion's",
+        risers.tolist(),
+        controls.tolist(),
+    )
     # GP LOOD of the records on D and on D minus the peeled records, each from its own fit
     K = load_npz(base / "nngp" / "kernel.npz")["K"]
     theta = load_npz(base / "nngp" / "ntk.npz")["Theta"] if cfg["nngp"]["kernel"] == "ntk" else None
@@ -91,8 +97,15 @@ def main() -> None:
     gp = {}
     for tag, kept in (("D", np.arange(n)), ("peeled", np.setdiff1d(np.arange(n), peeled))):
         sub = np.ix_(kept, kept)
-        tab = lood_table(K[sub], split.y_train[kept], split.n_classes, s2, np.array([], int),
-                         "all", Theta=None if theta is None else theta[sub])  # fmt: skip
+        tab = lood_table(
+            K[sub],
+            split.y_train[kept],
+            split.n_classes,
+            s2,
+            np.array([], int),
+            "all",
+            Theta=None if theta is None else theta[sub],
+        )
         gp[tag] = tab.assign(idx=kept).set_index("idx")
 
     job = start_job(split, arch, train, f"onion check of {name!r}", args.threads, log)
@@ -101,11 +114,13 @@ def main() -> None:
     # in models: on D (the experiment's own) and on D minus the peeled records (same seeds)
     in_seeds = np.array([derive_seed(train.seed, "in", i) for i in range(train.n_in)])
     if args.retrain_in:
-        in_d = fit_ensemble(job, np.ones((train.n_in, n), dtype=bool), in_seeds,
-                            {"rec": x_rec}).outputs["rec"]  # fmt: skip
+        in_d = fit_ensemble(
+            job, np.ones((train.n_in, n), dtype=bool), in_seeds, {"rec": x_rec}
+        ).outputs["rec"]
     else:
-        in_d = saved_model_outputs(str(base / "models" / "in_weights.safetensors"), arch,
-                                   x_rec[None])[:, 0]  # fmt: skip
+        in_d = saved_model_outputs(
+            str(base / "models" / "in_weights.safetensors"), arch, x_rec[None]
+        )[:, 0]
     keep = np.ones((train.n_in, n), dtype=bool)
     keep[:, peeled] = False
     in_p = fit_ensemble(job, keep, in_seeds, {"rec": x_rec}).outputs["rec"]
@@ -136,16 +151,24 @@ def main() -> None:
         for tag, ins, outs in (("D", in_d, out_d), ("peeled", in_p, out_p)):
             s_in = margin_score(ins[:, j], label)
             s_out = margin_score(outs[j * k : (j + 1) * k, j], label)
-            aucs[tag] = half_split_auc(s_in, s_out, n_splits=cfg["mia"]["n_splits"],
-                                       seed=cfg["mia"]["seed"] + j)  # fmt: skip
-        rows.append({
-            "idx": int(r), "group": "riser" if r in risers else "control",
-            "kl_lood_D": gp["D"].kl_lood.loc[r], "kl_lood_peeled": gp["peeled"].kl_lood.loc[r],
-            "kl_rise": gp["peeled"].kl_lood.loc[r] / gp["D"].kl_lood.loc[r],
-            "gp_auc_D": gp["D"].nngp_auc.loc[r], "gp_auc_peeled": gp["peeled"].nngp_auc.loc[r],
-            "mia_auc_D": aucs["D"][0], "mia_auc_D_std": aucs["D"][1],
-            "mia_auc_peeled": aucs["peeled"][0], "mia_auc_peeled_std": aucs["peeled"][1],
-        })  # fmt: skip
+            aucs[tag] = half_split_auc(
+                s_in, s_out, n_splits=cfg["mia"]["n_splits"], seed=cfg["mia"]["seed"] + j
+            )
+        rows.append(
+            {
+                "idx": int(r),
+                "group": "riser" if r in risers else "control",
+                "kl_lood_D": gp["D"].kl_lood.loc[r],
+                "kl_lood_peeled": gp["peeled"].kl_lood.loc[r],
+                "kl_rise": gp["peeled"].kl_lood.loc[r] / gp["D"].kl_lood.loc[r],
+                "gp_auc_D": gp["D"].nngp_auc.loc[r],
+                "gp_auc_peeled": gp["peeled"].nngp_auc.loc[r],
+                "mia_auc_D": aucs["D"][0],
+                "mia_auc_D_std": aucs["D"][1],
+                "mia_auc_peeled": aucs["peeled"][0],
+                "mia_auc_peeled_std": aucs["peeled"][1],
+            }
+        )
     table = pd.DataFrame(rows)
     table["gp_auc_change"] = table.gp_auc_peeled - table.gp_auc_D
     table["mia_auc_change"] = table.mia_auc_peeled - table.mia_auc_D
@@ -153,8 +176,10 @@ def main() -> None:
         print(table.round(4).to_string(index=False))
     summary = table.groupby("group")[["kl_rise", "gp_auc_change", "mia_auc_change"]].mean()
     print(summary.round(4).to_string())
-    print(f"peeled: {'random' if args.random_peel else 'onion'} ({len(peeled)} records), "
-          f"train.drop_last {train.drop_last}")  # fmt: skip
+    print(
+        f"peeled: {'random' if args.random_peel else 'onion'} ({len(peeled)} records), "
+        f"train.drop_last {train.drop_last}"
+    )
     n_models = len(in_seeds) * (2 if args.retrain_in else 1) + len(seeds) * (1 if cache_hit else 2)
     print(f"{n_models} networks trained in {seconds:.0f} s ({n_models / seconds:.1f}/s)")
     out = Path(

@@ -57,8 +57,11 @@ def _resolve(node: dict[str, Any]) -> dict[str, Any]:
         ref = part.get("$ref")
         target = part if ref is None else schema()["definitions"][ref.rsplit("/", 1)[1]]
         merged = _resolve(target)
-        out = {**merged, **out, "properties": {**merged.get("properties", {}),
-                                               **out.get("properties", {})}}  # fmt: skip
+        out = {
+            **merged,
+            **out,
+            "properties": {**merged.get("properties", {}), **out.get("properties", {})},
+        }
     return out
 
 

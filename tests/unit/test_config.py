@@ -146,8 +146,13 @@ def test_defaults_come_from_the_schema_in_a_canonical_key_order():
     assert repr(lc.with_defaults(reverse(cfg))) == repr(lc.with_defaults(cfg))
     schema_dp = lc.section_schema("train.dp")["properties"]
     assert lc.section_defaults("train.dp") == {k: v["default"] for k, v in schema_dp.items()}
-    assert lc.with_defaults({"data": {}})["nngp"] == {"sigma2": 0.05, "kernel": "nngp", "depth": None,
-                                                       "kernel_batch_size": 0, "all_records": True}  # fmt: skip
+    assert lc.with_defaults({"data": {}})["nngp"] == {
+        "sigma2": 0.05,
+        "kernel": "nngp",
+        "depth": None,
+        "kernel_batch_size": 0,
+        "all_records": True,
+    }
 
 
 def test_a_shipped_config_can_be_inherited(tmp_path, monkeypatch):

@@ -67,8 +67,13 @@ def _mp_leave_one_out(
             for c in range(Y.shape[1])
         )
         md = sum((m_in[c] - m_out[c]) ** 2 for c in range(Y.shape[1]))
-        return {"var_in": float(v_in), "var_out": float(v_out), "kl": float(kl),
-                "mean_dist": float(md), "mean_in": np.array([float(v) for v in m_in])}  # fmt: skip
+        return {
+            "var_in": float(v_in),
+            "var_out": float(v_out),
+            "kl": float(kl),
+            "mean_dist": float(md),
+            "mean_in": np.array([float(v) for v in m_in]),
+        }
 
 
 def _rel(a, b):
@@ -195,8 +200,9 @@ def _naive_loo(K, Y, s2, i):
     n = len(K)
     keep = np.arange(n) != i
     a = np.linalg.solve(K + s2 * np.eye(n), np.column_stack([Y, K[:, i]]))
-    b = np.linalg.solve(K[np.ix_(keep, keep)] + s2 * np.eye(n - 1),
-                        np.column_stack([Y[keep], K[keep, i]]))  # fmt: skip
+    b = np.linalg.solve(
+        K[np.ix_(keep, keep)] + s2 * np.eye(n - 1), np.column_stack([Y[keep], K[keep, i]])
+    )
     m_in, v_in = K[:, i] @ a[:, :-1], K[i, i] - K[:, i] @ a[:, -1]
     m_out, v_out = K[keep, i] @ b[:, :-1], K[i, i] - K[keep, i] @ b[:, -1]
     kl = 0.5 * np.sum(v_out / v_in + (m_in - m_out) ** 2 / v_in - 1 + np.log(v_in / v_out))
@@ -266,8 +272,12 @@ def test_gaussian_kl_point_masses():
     assert gaussian_kl(1.5, 0.3, 1.5, 0.0) == inf  # a Gaussian against a point mass
     # the definitions are the limits of the formula
     assert gaussian_kl(0.0, 1e-150, 0.0, 1.0) > 300 and gaussian_kl(0.0, 1.0, 0.0, 1e-150) > 1e250
-    got = gaussian_kl(pd.Series([0.0, 0.0, 1.0, 2.0]), pd.Series([0.0, 1.0, 0.0, 1.0]),
-                      np.array([0.0, 0.0, 1.0, 1.0]), np.array([0.0, 0.0, 0.0, 2.0]))  # fmt: skip
+    got = gaussian_kl(
+        pd.Series([0.0, 0.0, 1.0, 2.0]),
+        pd.Series([0.0, 1.0, 0.0, 1.0]),
+        np.array([0.0, 0.0, 1.0, 1.0]),
+        np.array([0.0, 0.0, 0.0, 2.0]),
+    )
     expected_last = np.log(2.0) + (1.0 + 1.0) / 8.0 - 0.5
     np.testing.assert_array_equal(got[:3], [0.0, inf, 0.0])
     assert got[3] == pytest.approx(expected_last, rel=1e-14)
@@ -282,14 +292,25 @@ def test_constant_dp_scores_give_a_writable_dp_table(tmp_path):
     """All models of a record give the same score (std 0): empirical LOOD is 0 when in and out
     agree and inf when they do not; dp.csv is written (inf allowed there, NaN still refused)."""
     n = 3
-    mia = pd.DataFrame({"differ_idx": np.arange(n), "label": 0, "mia_auc": 0.5,
-                        "mia_auc_std": 0.0, "pred_diff": 0.0, "in_test_acc": 0.5,
-                        "in_score_mean": [0.0, 0.0, 0.2], "in_score_std": [0.0, 0.0, 0.1],
-                        "out_score_mean": [0.0, 0.5, 0.1], "out_score_std": [0.0, 0.0, 0.1]})  # fmt: skip
+    mia = pd.DataFrame(
+        {
+            "differ_idx": np.arange(n),
+            "label": 0,
+            "mia_auc": 0.5,
+            "mia_auc_std": 0.0,
+            "pred_diff": 0.0,
+            "in_test_acc": 0.5,
+            "in_score_mean": [0.0, 0.0, 0.2],
+            "in_score_std": [0.0, 0.0, 0.1],
+            "out_score_mean": [0.0, 0.5, 0.1],
+            "out_score_std": [0.0, 0.0, 0.1],
+        }
+    )
     emp = empirical_lood(mia)
     assert emp[0] == 0.0 and emp[1] == np.inf and np.isfinite(emp[2])
-    lood = pd.DataFrame({"differ_idx": np.arange(n), "label": 0, "kl_lood": 1.0,
-                         "mean_dist_lood": 0.1})  # fmt: skip
+    lood = pd.DataFrame(
+        {"differ_idx": np.arange(n), "label": 0, "kl_lood": 1.0, "mean_dist_lood": 0.1}
+    )
     long = dp_table({"dp": (1.0, mia, lood)})
     path = tmp_path / "dp.csv"
     write_csv(long, path, allow_nan=["epsilon"], allow_inf=["empirical_lood"])
@@ -305,8 +326,11 @@ def _mia_inputs(k: int = 12):
     rng = np.random.default_rng(0)
     differ = pd.DataFrame({"differ_idx": [7, 2], "label": [0, 1]})
     models_in = {"outputs_differ": rng.normal(size=(k, 2, 2)), "test_acc": np.full(k, 0.9)}
-    shard = {"records": np.array([7, 2]), "outputs_differ": rng.normal(size=(2, k, 2, 2)),
-             "test_acc": np.full((2, k), 0.8)}  # fmt: skip
+    shard = {
+        "records": np.array([7, 2]),
+        "outputs_differ": rng.normal(size=(2, k, 2, 2)),
+        "test_acc": np.full((2, k), 0.8),
+    }
     return differ, models_in, shard
 
 

@@ -132,11 +132,20 @@ def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):
     config = write_config(tmp_path / "c.yaml", lambda c: c["nngp"].update(sigma2=0.2))
     rules = planned_rules(snakemake(work, config, "-n"))
     assert rules == {
-        "all", "lood", "lood_all", "plot_correlation", "plot_lood_all", "plot_memorization",
-        "lood_landscape", "plot_landscape", "optimize_query", "plot_query", "plot_influence",
+        "all",
+        "lood",
+        "lood_all",
+        "plot_correlation",
+        "plot_lood_all",
+        "plot_memorization",
+        "lood_landscape",
+        "plot_landscape",
+        "optimize_query",
+        "plot_query",
+        "plot_influence",
         "plot_inversion",  # shows the NNGP query optimisation beside MI-FACE
         "plot_attacks",  # per-record attack AUC vs KL LOOD
-    }  # fmt: skip
+    }
 
 
 def test_nngp_depth_reruns_the_kernel_and_its_readers_but_no_training(tiny_run, tmp_path):
@@ -152,10 +161,28 @@ def test_nngp_depth_reruns_the_kernel_and_its_readers_but_no_training(tiny_run, 
     assert planned_rules(snakemake(work, same, "-n")) == set()  # tiny.yaml: model.depth 1
     deeper = write_config(tmp_path / "c.yaml", lambda c: c["nngp"].update(depth=3))
     rules = planned_rules(snakemake(work, deeper, "-n"))
-    assert {"nngp_kernel", "lood", "lood_all", "lood_landscape", "optimize_query",
-            "plot_correlation"} <= rules  # fmt: skip
-    assert not {"train_in", "train_out", "mia", "mia_landscape", "train_subsets", "audit",
-                "inversion", "attacks", "train_influence"} & rules  # fmt: skip
+    assert {
+        "nngp_kernel",
+        "lood",
+        "lood_all",
+        "lood_landscape",
+        "optimize_query",
+        "plot_correlation",
+    } <= rules
+    assert (
+        not {
+            "train_in",
+            "train_out",
+            "mia",
+            "mia_landscape",
+            "train_subsets",
+            "audit",
+            "inversion",
+            "attacks",
+            "train_influence",
+        }
+        & rules
+    )
     copy = tmp_path / "deeper"
     shutil.copytree(work, copy, symlinks=True)
     proc = snakemake(copy, deeper, "--cores", "2", "results/tiny/nngp/kernel.npz")
@@ -180,11 +207,17 @@ def test_unused_dp_settings_do_not_retrain(tiny_run, tmp_path):
     """train.dp values matter only when DP is on: editing them leaves a non-DP run untouched,
     switching DP on retrains every model (influence model and audit runs included)."""
     work, _ = tiny_run
-    off = write_config(tmp_path / "c.yaml", lambda c: c["train"].update(
-        dp={"enabled": False, "noise_multiplier": 3.0, "max_grad_norm": 0.1}))  # fmt: skip
+    off = write_config(
+        tmp_path / "c.yaml",
+        lambda c: c["train"].update(
+            dp={"enabled": False, "noise_multiplier": 3.0, "max_grad_norm": 0.1}
+        ),
+    )
     assert planned_rules(snakemake(work, off, "-n")) == set()
-    on = write_config(tmp_path / "d.yaml", lambda c: c["train"].update(
-        dp={"enabled": True, "noise_multiplier": 3.0, "delta": 1e-3}))  # fmt: skip
+    on = write_config(
+        tmp_path / "d.yaml",
+        lambda c: c["train"].update(dp={"enabled": True, "noise_multiplier": 3.0, "delta": 1e-3}),
+    )
     rules = planned_rules(snakemake(work, on, "-n"))
     assert {"train_in", "train_out", "train_subsets", "train_influence", "audit"} <= rules
     assert "nngp_kernel" not in rules
@@ -206,8 +239,7 @@ def test_report_builds_for_the_tiny_config(tiny_run, tmp_path):
     proc = snakemake(work, config, "--report", str(report))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = report.read_text(errors="ignore")
-    for caption in ["correlation", "memorization", "landscape", "influence", "audit",
-                    "RMIA"]:  # fmt: skip
+    for caption in ["correlation", "memorization", "landscape", "influence", "audit", "RMIA"]:
         assert caption in text, caption
     assert report.stat().st_size > 100_000
 
@@ -273,8 +305,16 @@ def test_influence_outputs(tiny_run, tmp_path):
     assert inf.converged.all() and not inf.negative_curvature.any()  # tiny: Gauss-Newton
     assert (inf.influence_function > 0).all() and (inf.solver_residual < 1e-3).all()
     scores = pd.read_csv(base / "influence_scores.csv")
-    cols = ["differ_idx", "label", "pred_diff", "mia_auc", "mean_dist_lood", "kl_lood", "tracin",
-            "influence_function"]  # fmt: skip
+    cols = [
+        "differ_idx",
+        "label",
+        "pred_diff",
+        "mia_auc",
+        "mean_dist_lood",
+        "kl_lood",
+        "tracin",
+        "influence_function",
+    ]
     assert list(scores.columns) == cols and len(scores) == 3
     mia, lood = pd.read_csv(base / "mia.csv"), pd.read_csv(base / "lood.csv")
     np.testing.assert_allclose(scores.pred_diff, mia.pred_diff)
@@ -346,12 +386,21 @@ def test_ntk_kernel_sigma2_by_the_evidence_and_the_onion(tiny_run, tmp_path):
 
     config = write_config(work / "ntk.yaml", ntk)
     rules = planned_rules(snakemake(work, config, "-n"))
-    assert {"ntk_kernel", "nngp_sigma2", "lood", "lood_all", "lood_landscape", "optimize_query",
-            "onion", "plot_onion"} <= rules  # fmt: skip
+    assert {
+        "ntk_kernel",
+        "nngp_sigma2",
+        "lood",
+        "lood_all",
+        "lood_landscape",
+        "optimize_query",
+        "onion",
+        "plot_onion",
+    } <= rules
     assert not {"train_in", "train_out", "mia", "nngp_kernel", "audit"} & rules
     base = work / "results" / "tiny"
-    proc = snakemake(work, config, "--cores", "2", "results/tiny/lood.csv",
-                     "results/tiny/figures/onion.png")  # fmt: skip
+    proc = snakemake(
+        work, config, "--cores", "2", "results/tiny/lood.csv", "results/tiny/figures/onion.png"
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     theta = np.load(base / "nngp" / "ntk.npz")["Theta"]
     split = Split.load(base / "data" / "split.npz")
@@ -359,8 +408,14 @@ def test_ntk_kernel_sigma2_by_the_evidence_and_the_onion(tiny_run, tmp_path):
     ref = select_sigma2(theta, centred_one_hot(split.y_train, split.n_classes))
     assert chosen["kernel"] == "ntk" and chosen["sigma2"] == ref.sigma2
     lood = pd.read_csv(base / "lood.csv")
-    want = lood_table(np.load(base / "nngp" / "kernel.npz")["K"], split.y_train, split.n_classes,
-                      ref.sigma2, lood.differ_idx.to_numpy(), Theta=theta)  # fmt: skip
+    want = lood_table(
+        np.load(base / "nngp" / "kernel.npz")["K"],
+        split.y_train,
+        split.n_classes,
+        ref.sigma2,
+        lood.differ_idx.to_numpy(),
+        Theta=theta,
+    )
     np.testing.assert_allclose(lood.kl_lood, want.kl_lood, rtol=1e-9)
     assert "auto" in (base / "logs" / "lood.log").read_text()
     onion = pd.read_csv(base / "onion.csv")
@@ -413,19 +468,31 @@ def test_attack_outputs(tiny_run, tmp_path):
         return true_class_log_prob(np.asarray(outputs, dtype=float), labels)
 
     def rmia_online_aucs(population_labels):
-        rows = [[(sh, i) for sh in shards for i, r in enumerate(sh["records"]) if r == rec][0]
-                for rec in differ.differ_idx]  # fmt: skip
+        rows = [
+            [(sh, i) for sh in shards for i, r in enumerate(sh["records"]) if r == rec][0]
+            for rec in differ.differ_idx
+        ]
         lab = differ.label.to_numpy()
         ins = models_in["outputs_differ"]  # [K_in, P, C]
         lp_in = log_p(ins, np.broadcast_to(lab, ins.shape[:2])).T
-        lp_out = np.stack([log_p(sh["outputs_differ"][i][:, j], np.full(8, lab[j]))
-                           for j, (sh, i) in enumerate(rows)])  # fmt: skip
+        lp_out = np.stack(
+            [
+                log_p(sh["outputs_differ"][i][:, j], np.full(8, lab[j]))
+                for j, (sh, i) in enumerate(rows)
+            ]
+        )
         lz_in = log_p(models_in["outputs_test"], np.broadcast_to(population_labels, (8, 40)))
-        lz_out = np.stack([log_p(sh["outputs_test"][i], np.broadcast_to(population_labels, (8, 40)))
-                           for sh, i in rows])  # fmt: skip
+        lz_out = np.stack(
+            [
+                log_p(sh["outputs_test"][i], np.broadcast_to(population_labels, (8, 40)))
+                for sh, i in rows
+            ]
+        )
         t_in, t_out = rmia_loo(lp_in, lp_out, lz_in, lz_out)
-        return [roc_auc_score(np.r_[np.ones(8), np.zeros(8)], np.r_[t_in[j], t_out[j]])
-                for j in range(len(differ))]  # fmt: skip
+        return [
+            roc_auc_score(np.r_[np.ones(8), np.zeros(8)], np.r_[t_in[j], t_out[j]])
+            for j in range(len(differ))
+        ]
 
     np.testing.assert_allclose(per.rmia_online_auc, rmia_online_aucs(y_test), atol=1e-9)
     assert not np.allclose(per.rmia_online_auc, rmia_online_aucs(1 - y_test), atol=1e-9)
@@ -450,8 +517,10 @@ def test_attack_outputs(tiny_run, tmp_path):
     # correlation.csv: the three LOOD rows first, then KL LOOD vs each attack's AUC
     corr = pd.read_csv(base / "correlation.csv")
     assert list(zip(corr.x, corr.y, strict=True)) == [
-        ("kl_lood", "mia_auc"), ("mean_dist_lood", "pred_diff"), ("nngp_auc", "mia_auc")
-    ] + [("kl_lood", f"{a}_auc") for a in ATTACKS]  # fmt: skip
+        ("kl_lood", "mia_auc"),
+        ("mean_dist_lood", "pred_diff"),
+        ("nngp_auc", "mia_auc"),
+    ] + [("kl_lood", f"{a}_auc") for a in ATTACKS]
     # the noise ceiling: the mia_auc rows share mia_halves.csv's value, attack rows have none
     halves = pd.read_csv(base / "mia_halves.csv")
     assert len(halves) == 3 * 2 * 10 and set(halves.half) == {"a", "b"}
@@ -496,8 +565,17 @@ def test_landscape_and_query_outputs(tiny_run):
     m0 = mland[mland.t == 0].merge(mia, on="differ_idx", suffixes=("", "_point"))
     np.testing.assert_allclose(m0.mia_auc, m0.mia_auc_point, atol=1e-12)
     rec = pd.read_csv(base / "query" / "reconstruction.csv")
-    cols = ["differ_idx", "lood_at_record", "lood_optimized", "gap", "kernel_cosine", "pixel_l2",
-            "baseline_kernel_cosine", "baseline_pixel_l2", "n_steps"]  # fmt: skip
+    cols = [
+        "differ_idx",
+        "lood_at_record",
+        "lood_optimized",
+        "gap",
+        "kernel_cosine",
+        "pixel_l2",
+        "baseline_kernel_cosine",
+        "baseline_pixel_l2",
+        "n_steps",
+    ]
     assert set(cols) <= set(rec.columns) and len(rec) == 2
     assert (rec.lood_optimized > rec.lood_init).all()
     np.testing.assert_allclose(rec.gap, rec.lood_optimized - rec.lood_at_record)
@@ -646,12 +724,24 @@ def test_dp_experiment_audit_and_inversion(tmp_path):
 
 def _panoramia_config(cfg):
     """tiny with PANORAMIA on: a small VAE, logistic classifiers, a grid that fits 15 slots."""
-    cfg["panoramia"] = {"enabled": True, "n_targets": 3, "classifier": "logistic", "r_min": 2,
-                        "n_thresholds": 5, "generator": {"hidden": 32, "epochs": 5}}  # fmt: skip
+    cfg["panoramia"] = {
+        "enabled": True,
+        "n_targets": 3,
+        "classifier": "logistic",
+        "r_min": 2,
+        "n_thresholds": 5,
+        "generator": {"hidden": 32, "epochs": 5},
+    }
 
 
-PANORAMIA_RULES = {"panoramia_split", "panoramia_generator", "panoramia_helper",
-                   "panoramia_audit", "plot_panoramia", "plot_panoramia_comparison"}  # fmt: skip
+PANORAMIA_RULES = {
+    "panoramia_split",
+    "panoramia_generator",
+    "panoramia_helper",
+    "panoramia_audit",
+    "plot_panoramia",
+    "plot_panoramia_comparison",
+}
 
 
 def test_panoramia_outputs(tiny_run, tmp_path):
@@ -679,8 +769,19 @@ def test_panoramia_outputs(tiny_run, tmp_path):
     assert sets["x_helper"].shape == (30, 64) and sets["x_train"].shape == (30, 64)
     assert sets["train_member"].sum() == 15 and len(sets["test_member"]) == 15
     summary = pd.read_csv(base / "panoramia.csv")
-    cols = ["experiment", "target", "c_lb", "c_plus_eps_lb", "eps_tilde", "ceiling", "baseline_auc",
-            "mia_auc", "n_attack_test", "n_test_members", "target_test_acc"]  # fmt: skip
+    cols = [
+        "experiment",
+        "target",
+        "c_lb",
+        "c_plus_eps_lb",
+        "eps_tilde",
+        "ceiling",
+        "baseline_auc",
+        "mia_auc",
+        "n_attack_test",
+        "n_test_members",
+        "target_test_acc",
+    ]
     assert set(cols) <= set(summary.columns) and list(summary.target) == [0, 1, 2]
     np.testing.assert_allclose(summary.eps_tilde, summary.c_plus_eps_lb - summary.c_lb)
     assert summary.c_lb.nunique() == 1  # one baseline for every target
@@ -706,14 +807,19 @@ def test_panoramia_outputs(tiny_run, tmp_path):
     assert row.audit_eps_lb_max == pytest.approx(audit.eps_lower_bound.max())
     assert row.mia_auc_mean == pytest.approx(pd.read_csv(res / "tiny" / "mia.csv").mia_auc.mean())
     assert row.kl_lood_mean == pytest.approx(pd.read_csv(res / "tiny" / "lood.csv").kl_lood.mean())
-    for fig in [base / "figures" / "samples.png", base / "figures" / "curves.png",
-                res / "comparison" / "figures" / "panoramia.png"]:  # fmt: skip
+    for fig in [
+        base / "figures" / "samples.png",
+        base / "figures" / "curves.png",
+        res / "comparison" / "figures" / "panoramia.png",
+    ]:
         assert fig.stat().st_size > 1000, fig
     report = tmp_path / "report.html"
     proc = snakemake(work, config, "--report", str(report))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "PANORAMIA" in report.read_text(errors="ignore")
-    changed = write_config(work / "pano2.yaml", lambda c: (
-        _panoramia_config(c), c["panoramia"].update(classifier="gbdt")))  # fmt: skip
+    changed = write_config(
+        work / "pano2.yaml",
+        lambda c: (_panoramia_config(c), c["panoramia"].update(classifier="gbdt")),
+    )
     rerun = {"all", "panoramia_audit", "plot_panoramia", "plot_panoramia_comparison"}
     assert planned_rules(snakemake(work, changed, "-n")) == rerun

@@ -64,8 +64,9 @@ def dp_figure(
     long["label_x"] = long["experiment"].map(label)
     labels = [label[e] for e in names]
     width = max(4.0, 1.1 * len(names))
-    fig, axes = plt.subplots(1, 3, figsize=(2 * width + 6.0, 4.2),
-                             gridspec_kw={"width_ratios": [width, width, 4.0]})  # fmt: skip
+    fig, axes = plt.subplots(
+        1, 3, figsize=(2 * width + 6.0, 4.2), gridspec_kw={"width_ratios": [width, width, 4.0]}
+    )
     _paired_strip(axes[0], long, "mia_auc", labels)
     axes[0].axhline(0.5, color="k", lw=0.8, ls="--")
     axes[0].set_ylabel("MIA AUC (retrained models)")
@@ -77,9 +78,16 @@ def dp_figure(
     axes[1].set_yscale("log")
     if infinite.any():  # drawn, not dropped: at the top edge, marked, and counted
         xs = [labels.index(lab) for lab in lood.loc[infinite, "label_x"]]
-        axes[1].scatter(xs, np.full(len(xs), edge), marker="^", s=60, facecolors="none",
-                        edgecolors="k", zorder=4,
-                        label=f"infinite ({int(infinite.sum())}): drawn at the top edge")  # fmt: skip
+        axes[1].scatter(
+            xs,
+            np.full(len(xs), edge),
+            marker="^",
+            s=60,
+            facecolors="none",
+            edgecolors="k",
+            zorder=4,
+            label=f"infinite ({int(infinite.sum())}): drawn at the top edge",
+        )
         axes[1].set_ylim(top=edge * 1.5)
         axes[1].legend(fontsize="x-small", loc="lower right")
     axes[1].set_ylabel("empirical LOOD: KL(out || in) of the scores")
@@ -87,8 +95,13 @@ def dp_figure(
     for i, e in enumerate(names):
         sub = long[long.experiment == e]
         s = correlation_stats(sub["kl_lood"].to_numpy(), sub["mia_auc"].to_numpy())
-        axes[2].scatter(sub["kl_lood"], sub["mia_auc"], s=12, color=f"C{i}",
-                        label=f"{label[e].replace(chr(10), ' ')}: r={s['pearson_r']:.2f}")  # fmt: skip
+        axes[2].scatter(
+            sub["kl_lood"],
+            sub["mia_auc"],
+            s=12,
+            color=f"C{i}",
+            label=f"{label[e].replace(chr(10), ' ')}: r={s['pearson_r']:.2f}",
+        )
     log_axes(axes[2])
     axes[2].set_xlabel("NNGP KL LOOD (same for all experiments)")
     axes[2].set_ylabel("MIA AUC")
@@ -115,14 +128,26 @@ def audit_figure(
         sub = runs[runs.experiment == e]
         eps = float(sub["eps_accountant"].iloc[0])
         if math.isfinite(eps):
-            ax.bar(i, eps, width=0.6, color="0.85", edgecolor="0.4",
-                   label="accountant ε (DP-SGD guarantee)")  # fmt: skip
+            ax.bar(
+                i,
+                eps,
+                width=0.6,
+                color="0.85",
+                edgecolor="0.4",
+                label="accountant ε (DP-SGD guarantee)",
+            )
             top = max(top, eps)
         else:
             ax.text(i, 0.02, "non-DP\n(ε = ∞)", ha="center", va="bottom", fontsize="x-small")
         jitter = np.linspace(-0.12, 0.12, len(sub)) if len(sub) > 1 else np.zeros(1)
-        ax.scatter(i + jitter, sub["eps_lower_bound"], color="C3", s=18, zorder=3,
-                   label="audit lower bound (one run each)")  # fmt: skip
+        ax.scatter(
+            i + jitter,
+            sub["eps_lower_bound"],
+            color="C3",
+            s=18,
+            zorder=3,
+            label="audit lower bound (one run each)",
+        )
         top = max(top, float(sub["eps_lower_bound"].max()))
     ax.set_xticks(range(len(names)), names, fontsize="small")
     ax.set_ylim(0, max(1.0, 1.15 * top))

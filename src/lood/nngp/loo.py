@@ -324,9 +324,13 @@ def self_lood_from_parts(
         var_in = np.maximum(s * one_minus_p, 0.0)
         shift = one_minus_p / diag_A
         return lood_from_moments(
-            mean_in, var_in, mean_in - shift[:, None] * alpha, var_in + one_minus_p * shift, auc,
+            mean_in,
+            var_in,
+            mean_in - shift[:, None] * alpha,
+            var_in + one_minus_p * shift,
+            auc,
             n_quad,
-        )  # fmt: skip
+        )
     c = (1.0 - s * diag_A) / diag_A
     mean_out = mean_in - c[:, None] * alpha
     return lood_from_moments(mean_in, s**2 * diag_AKA, mean_out, diag_AKA / diag_A**2, auc, n_quad)

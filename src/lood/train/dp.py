@@ -353,7 +353,7 @@ def train_ensemble_dp(
     run = prepare_run(arch, tcfg, X, y, masks, seeds, options)
 
     def chunk_fn(inp, chunk, on_epoch, on_end):
-        return train_chunk_dp(arch, tcfg, dp, inp, chunk, on_epoch, on_end)  # fmt: skip
+        return train_chunk_dp(arch, tcfg, dp, inp, chunk, on_epoch, on_end)
 
     extra = {
         "dtype": str(options.dtype),
@@ -413,21 +413,36 @@ def train_opacus(
         init = init_params(arch, d, [int(seed)], device=device)
         module = GradSampleModule(torch_module(init, arch), loss_reduction="mean")
         if tcfg.optimizer == "sgd":
-            base = torch.optim.SGD(module.parameters(), lr=tcfg.lr, momentum=tcfg.momentum,
-                                   weight_decay=tcfg.weight_decay)  # fmt: skip
+            base = torch.optim.SGD(
+                module.parameters(),
+                lr=tcfg.lr,
+                momentum=tcfg.momentum,
+                weight_decay=tcfg.weight_decay,
+            )
         else:
-            base = torch.optim.Adam(module.parameters(), lr=tcfg.lr, betas=tcfg.adam_betas,
-                                    eps=tcfg.adam_eps, weight_decay=tcfg.weight_decay)  # fmt: skip
+            base = torch.optim.Adam(
+                module.parameters(),
+                lr=tcfg.lr,
+                betas=tcfg.adam_betas,
+                eps=tcfg.adam_eps,
+                weight_decay=tcfg.weight_decay,
+            )
         opt = DPOptimizer(
-            base, noise_multiplier=dp.noise_multiplier, max_grad_norm=dp.max_grad_norm,
-            expected_batch_size=q * n, loss_reduction="mean",
-            generator=torch.Generator(device=device).manual_seed(derive_seed(int(seed), "dp-noise")),
-        )  # fmt: skip
+            base,
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm,
+            expected_batch_size=q * n,
+            loss_reduction="mean",
+            generator=torch.Generator(device=device).manual_seed(
+                derive_seed(int(seed), "dp-noise")
+            ),
+        )
         idx = torch.from_numpy(np.flatnonzero(mask)).to(device)
         loader = DPDataLoader(
-            TensorDataset(X[idx], t_all[idx], y[idx]), sample_rate=q,
+            TensorDataset(X[idx], t_all[idx], y[idx]),
+            sample_rate=q,
             generator=torch.Generator().manual_seed(derive_seed(int(seed), "dp-sampling")),
-        )  # fmt: skip
+        )
         for epoch in range(tcfg.epochs):
             for group in opt.param_groups:  # train.lr_schedule, as an LRScheduler would set it
                 group["lr"] = tcfg.lr_at(epoch)
@@ -456,11 +471,20 @@ def train_opacus(
         for name, xe in eval_sets.items():
             outs[name].append(stacked_outputs(params, arch, xe))
         parts.append({k: v.cpu() for k, v in params.items()})
-        report_progress(progress, {"models_done": j + 1, "n_models": len(seeds), "chunk": j + 1,
-                           "n_chunks": len(seeds), "epoch": tcfg.epochs, "epochs": tcfg.epochs,
-                           "loss_mean": float(history[-1, j]) if tcfg.epochs else math.nan,
-                           "elapsed": time.perf_counter() - t0,
-                           "eta": (time.perf_counter() - t0) * (len(seeds) - j - 1) / (j + 1)})  # fmt: skip
+        report_progress(
+            progress,
+            {
+                "models_done": j + 1,
+                "n_models": len(seeds),
+                "chunk": j + 1,
+                "n_chunks": len(seeds),
+                "epoch": tcfg.epochs,
+                "epochs": tcfg.epochs,
+                "loss_mean": float(history[-1, j]) if tcfg.epochs else math.nan,
+                "elapsed": time.perf_counter() - t0,
+                "eta": (time.perf_counter() - t0) * (len(seeds) - j - 1) / (j + 1),
+            },
+        )
     params_all = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     loss_k, acc_k = fit_statistics(params_all, arch, tcfg.loss, X.cpu(), y.cpu(), np.asarray(masks))
     return EnsembleResult(

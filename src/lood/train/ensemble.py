@@ -358,8 +358,12 @@ def train_ensemble(
     gram = x_ext @ x_ext.T if kernel else None  # shared by all chunks
 
     def chunk_fn(inp, chunk, on_epoch, on_end):
-        return train_chunk(arch, tcfg, inp, chunk, on_epoch, gram, on_end)  # fmt: skip
+        return train_chunk(arch, tcfg, inp, chunk, on_epoch, gram, on_end)
 
-    extra = {"dtype": str(dtype), "device": str(run.device),
-             "first_layer": "kernel" if kernel else "standard", "dp": None}  # fmt: skip
+    extra = {
+        "dtype": str(dtype),
+        "device": str(run.device),
+        "first_layer": "kernel" if kernel else "standard",
+        "dp": None,
+    }
     return run_chunks(arch, tcfg, run, chunk_fn, options, t0, extra)

@@ -53,8 +53,10 @@ def test_correlation_figure_annotates_the_numbers_of_its_table(captured, tmp_pat
     df["mia_auc"] = 0.5 + 0.4 * np.tanh(df.kl_lood) + 0.05 * rng.normal(size=n)
     df["mean_dist_lood"] = rng.normal(size=n)
     df["pred_diff"] = -df.mean_dist_lood + rng.normal(size=n)
-    panels = [Panel("kl_lood", "mia_auc", "KL", "AUC", logx=True),
-              Panel("mean_dist_lood", "pred_diff", "MD", "PD")]  # fmt: skip
+    panels = [
+        Panel("kl_lood", "mia_auc", "KL", "AUC", logx=True),
+        Panel("mean_dist_lood", "pred_diff", "MD", "PD"),
+    ]
     rows = correlation_figure(df, panels, [tmp_path / "f.png"])
     write_correlation_stats(rows, tmp_path / "correlation.csv", logging.getLogger("test"))
     table = pd.read_csv(tmp_path / "correlation.csv")
@@ -89,12 +91,33 @@ def test_histogram_counts_every_record_and_marks_the_highlighted(captured, tmp_p
 
 def test_landscape_figure_has_a_panel_per_record_and_curve(captured, tmp_path):
     t = np.linspace(-50, 50, 11)
-    lood = pd.DataFrame([{"differ_idx": r, "t": ti, "kl_lood": 1 + ti**2 / (r + 1),
-                          "mean_dist_lood": 0.1, "nngp_auc": 0.6}
-                         for r in (4, 9, 2) for ti in t])  # fmt: skip
-    mia = pd.DataFrame([{"differ_idx": r, "t": ti, "mia_auc": 0.7, "mia_auc_std": 0.01,
-                         "in_score_mean": 1.0, "out_score_mean": 0.0}
-                        for r in (4, 9, 2) for ti in t])  # fmt: skip
+    lood = pd.DataFrame(
+        [
+            {
+                "differ_idx": r,
+                "t": ti,
+                "kl_lood": 1 + ti**2 / (r + 1),
+                "mean_dist_lood": 0.1,
+                "nngp_auc": 0.6,
+            }
+            for r in (4, 9, 2)
+            for ti in t
+        ]
+    )
+    mia = pd.DataFrame(
+        [
+            {
+                "differ_idx": r,
+                "t": ti,
+                "mia_auc": 0.7,
+                "mia_auc_std": 0.01,
+                "in_score_mean": 1.0,
+                "out_score_mean": 0.0,
+            }
+            for r in (4, 9, 2)
+            for ti in t
+        ]
+    )
     landscape_figure(lood, mia, [tmp_path / "l.png"])
     (fig,) = captured
     titled = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
@@ -104,22 +127,33 @@ def test_landscape_figure_has_a_panel_per_record_and_curve(captured, tmp_path):
     for r in (4, 9, 2):
         ax = titled[f"record {r}"]
         twins = [a for a in fig.axes if a is not ax and a.bbox.bounds == ax.bbox.bounds]
-        ys = [line.get_ydata() for a in [ax, *twins] for line in a.get_lines()
-              if len(line.get_xdata()) == len(t)]  # fmt: skip
+        ys = [
+            line.get_ydata()
+            for a in [ax, *twins]
+            for line in a.get_lines()
+            if len(line.get_xdata()) == len(t)
+        ]
         expected = lood[lood.differ_idx == r].kl_lood.to_numpy()
         assert any(np.allclose(y, expected) for y in ys), f"record {r}: KL curve missing"
 
 
 def test_audit_figure_shows_every_run_and_the_accountant(captured, tmp_path):
-    runs = pd.DataFrame({"experiment": ["a"] * 3 + ["b"] * 2, "run": [0, 1, 2, 0, 1],
-                         "eps_lower_bound": [0.5, 0.7, 0.6, 1.2, 1.1],
-                         "eps_accountant": [4.0] * 3 + [np.inf] * 2,
-                         "confidence": 0.95, "r": 50, "v": 40, "m": 250})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "experiment": ["a"] * 3 + ["b"] * 2,
+            "run": [0, 1, 2, 0, 1],
+            "eps_lower_bound": [0.5, 0.7, 0.6, 1.2, 1.1],
+            "eps_accountant": [4.0] * 3 + [np.inf] * 2,
+            "confidence": 0.95,
+            "r": 50,
+            "v": 40,
+            "m": 250,
+        }
+    )
     audit_figure(runs, [tmp_path / "a.png"])
     (fig,) = captured
     ax = fig.axes[0]
-    shown = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections
-                            if len(c.get_offsets())])  # fmt: skip
+    shown = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections if len(c.get_offsets())])
     for bound in runs.eps_lower_bound:
         assert np.isclose(shown, bound).any(), bound
     labels = [t.get_text() for t in ax.get_xticklabels()]
@@ -132,8 +166,16 @@ def test_dp_figure_draws_infinite_empirical_lood_at_the_top_edge(captured, tmp_p
     rows = []
     for e, eps, lood in (("dp", 2.0, [0.01, np.inf, 0.02]), ("plain", np.inf, [0.5, 0.8, 0.0])):
         for i, v in enumerate(lood):
-            rows.append({"experiment": e, "epsilon": eps, "differ_idx": i, "mia_auc": 0.6 + 0.1 * i,
-                         "empirical_lood": v, "kl_lood": 1.0 + i})  # fmt: skip
+            rows.append(
+                {
+                    "experiment": e,
+                    "epsilon": eps,
+                    "differ_idx": i,
+                    "mia_auc": 0.6 + 0.1 * i,
+                    "empirical_lood": v,
+                    "kl_lood": 1.0 + i,
+                }
+            )
     dp_figure(pd.DataFrame(rows), [tmp_path / "dp.png"])
     (fig,) = captured
     ax = fig.axes[1]

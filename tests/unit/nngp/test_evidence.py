@@ -24,7 +24,9 @@ def _direct_log_evidence(k, y, s2):
     n, c = y.shape
     chol = scipy.linalg.cholesky(k + s2 * np.eye(n), lower=True)
     z = scipy.linalg.solve_triangular(chol, y, lower=True)
-    return float(-0.5 * np.sum(z**2) - c * np.sum(np.log(np.diag(chol))) - 0.5 * n * c * np.log(2 * np.pi))  # fmt: skip
+    return float(
+        -0.5 * np.sum(z**2) - c * np.sum(np.log(np.diag(chol))) - 0.5 * n * c * np.log(2 * np.pi)
+    )
 
 
 def _problem(n=60, c=3, seed=0):

@@ -232,9 +232,16 @@ def test_epsilon_monotone_and_calibration_round_trip():
         sigma = calibrate_noise(target, q, steps, delta)
         assert target * 0.97 <= epsilon(sigma, q, steps, delta) <= target
     dp = dp_config(
-        train_spec({"batch_size": 64, "epochs": 20, "lr": 0.1,
-                    "dp": {"enabled": True, "target_epsilon": 2.0}}), 500
-    )  # fmt: skip
+        train_spec(
+            {
+                "batch_size": 64,
+                "epochs": 20,
+                "lr": 0.1,
+                "dp": {"enabled": True, "target_epsilon": 2.0},
+            }
+        ),
+        500,
+    )
     assert dp is not None and 1.9 <= spent_epsilon(dp, 500, 64, 20) <= 2.0
 
 
@@ -259,14 +266,17 @@ def test_invalid_dp_parameters_are_rejected(dp, match):
 
 def test_dp_disabled_gives_no_mechanism():
     assert dp_config(train_spec({"batch_size": 10, "epochs": 1, "lr": 0.1}), 100) is None
-    off = train_spec({"batch_size": 10, "epochs": 1, "lr": 0.1, "dp": {"enabled": False,
-                                                                     "delta": 0.5}})  # fmt: skip
+    off = train_spec(
+        {"batch_size": 10, "epochs": 1, "lr": 0.1, "dp": {"enabled": False, "delta": 0.5}}
+    )
     assert dp_config(off, 100) is None  # unused settings are not checked
 
 
 def test_torch_module_is_the_same_network():
-    for arch in (Architecture(2, 7, "gelu", 1.3, 0.0, "ntk", 3),
-                 Architecture(1, 5, "relu", 1.0, 0.4, "standard", 2)):  # fmt: skip
+    for arch in (
+        Architecture(2, 7, "gelu", 1.3, 0.0, "ntk", 3),
+        Architecture(1, 5, "relu", 1.0, 0.4, "standard", 2),
+    ):
         params = init_params(arch, 4, [5, 6], dtype=torch.float64)
         x = torch.randn(9, 4, dtype=torch.float64)
         for k in range(2):
@@ -274,8 +284,10 @@ def test_torch_module_is_the_same_network():
                 torch_module(params, arch, k)(x), forward(params, arch, x)[k]
             )
     with pytest.raises(ValueError, match="ntk biases"):
-        torch_module(init_params(Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2), 2, [0]),
-                     Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2))  # fmt: skip
+        torch_module(
+            init_params(Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2), 2, [0]),
+            Architecture(1, 3, "relu", 1.0, 0.5, "ntk", 2),
+        )
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook", "ignore:Secure RNG")
@@ -335,12 +347,27 @@ def test_fit_ensemble_dispatches_on_dp_backend():
     from lood.jobs.training import fit_ensemble
 
     x, y = _data(n=20, d=4, c=2)
-    split = Split(x_train=x.float().numpy(), y_train=y.numpy(), x_test=x[:5].float().numpy(),
-                  y_test=y[:5].numpy(), train_source_idx=np.arange(20),
-                  test_source_idx=np.arange(5), image_shape=(2, 2), classes=(0, 1))  # fmt: skip
+    split = Split(
+        x_train=x.float().numpy(),
+        y_train=y.numpy(),
+        x_test=x[:5].float().numpy(),
+        y_test=y[:5].numpy(),
+        train_source_idx=np.arange(20),
+        test_source_idx=np.arange(5),
+        image_shape=(2, 2),
+        classes=(0, 1),
+    )
     arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
-    train = {"epochs": 2, "lr": 0.1, "batch_size": 5, "optimizer": "sgd", "momentum": 0.0,
-             "weight_decay": 0.0, "loss": "mse", "device": "cpu"}  # fmt: skip
+    train = {
+        "epochs": 2,
+        "lr": 0.1,
+        "batch_size": 5,
+        "optimizer": "sgd",
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "loss": "mse",
+        "device": "cpu",
+    }
     for backend in ("ensemble", "opacus"):
         dp = {"enabled": True, "noise_multiplier": 1.0, "delta": 1e-3, "backend": backend}
         job = make_job(split, arch, train | {"dp": dp})
@@ -358,12 +385,27 @@ def test_influence_model_trains_with_dp():
     arch = Architecture(1, 8, "relu", 1.4, 0.0, "ntk", 2)
     x, y = _data(n=20, d=4, c=2)
     x = x.float()
-    split = Split(x_train=x.numpy(), y_train=y.numpy(), x_test=x[:5].numpy(), y_test=y[:5].numpy(),
-                  train_source_idx=np.arange(20), test_source_idx=np.arange(5),
-                  image_shape=(4,), classes=(0, 1))  # fmt: skip
-    job = make_job(split, arch, {"epochs": 3, "lr": 0.3, "batch_size": 5, "device": "cpu",
-                                 "dp": {"enabled": True, "noise_multiplier": 2.0,
-                                        "max_grad_norm": 0.5, "delta": 1e-3}})  # fmt: skip
+    split = Split(
+        x_train=x.numpy(),
+        y_train=y.numpy(),
+        x_test=x[:5].numpy(),
+        y_test=y[:5].numpy(),
+        train_source_idx=np.arange(20),
+        test_source_idx=np.arange(5),
+        image_shape=(4,),
+        classes=(0, 1),
+    )
+    job = make_job(
+        split,
+        arch,
+        {
+            "epochs": 3,
+            "lr": 0.3,
+            "batch_size": 5,
+            "device": "cpu",
+            "dp": {"enabled": True, "noise_multiplier": 2.0, "max_grad_norm": 0.5, "delta": 1e-3},
+        },
+    )
     tcfg = job.train.optimization
     dp = DPConfig(2.0, 0.5, 1e-3)
     ckpts, _ = train_with_checkpoints(job, seed=4)
@@ -385,7 +427,14 @@ def test_drop_last_is_refused_by_both_dp_backends_and_by_the_config_check():
     for train in (train_ensemble_dp, train_opacus):
         with pytest.raises(ValueError, match="drop_last"):
             train(arch, tcfg, dp, x.float(), y, masks, [1])
-    spec = train_spec({"epochs": 1, "batch_size": 5, "lr": 0.1, "drop_last": True,
-                       "dp": {"enabled": True, "noise_multiplier": 1.0}})  # fmt: skip
+    spec = train_spec(
+        {
+            "epochs": 1,
+            "batch_size": 5,
+            "lr": 0.1,
+            "drop_last": True,
+            "dp": {"enabled": True, "noise_multiplier": 1.0},
+        }
+    )
     with pytest.raises(ValueError, match="train.drop_last"):
         spec.dp.check(100, spec.shuffle, spec.drop_last)

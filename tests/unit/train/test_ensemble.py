@@ -518,14 +518,34 @@ SCHEDULES = [
     dict(lr_schedule="cosine"),
 ]
 SCHEDULE_OPTS = [
-    dict(optimizer="sgd", momentum=0.9, weight_decay=0.01, loss="mse", lr=0.1, first_layer="kernel"),
-    dict(optimizer="sgd", momentum=0.9, weight_decay=0.0, loss="cross_entropy", lr=0.1,
-         first_layer="standard"),
-    dict(optimizer="sgd", momentum=0.0, weight_decay=0.0, loss="cross_entropy", lr=0.1,
-         first_layer="kernel"),
-    dict(optimizer="adam", momentum=0.0, weight_decay=0.01, loss="mse", lr=0.02,
-         first_layer="standard"),
-]  # fmt: skip
+    dict(
+        optimizer="sgd", momentum=0.9, weight_decay=0.01, loss="mse", lr=0.1, first_layer="kernel"
+    ),
+    dict(
+        optimizer="sgd",
+        momentum=0.9,
+        weight_decay=0.0,
+        loss="cross_entropy",
+        lr=0.1,
+        first_layer="standard",
+    ),
+    dict(
+        optimizer="sgd",
+        momentum=0.0,
+        weight_decay=0.0,
+        loss="cross_entropy",
+        lr=0.1,
+        first_layer="kernel",
+    ),
+    dict(
+        optimizer="adam",
+        momentum=0.0,
+        weight_decay=0.01,
+        loss="mse",
+        lr=0.02,
+        first_layer="standard",
+    ),
+]
 
 
 @pytest.mark.parametrize("sched", SCHEDULES, ids=lambda s: s["lr_schedule"])
@@ -546,10 +566,11 @@ def test_lr_schedule_matches_torch_schedulers(sched, opt):
     masks[2, 9:] = False
     seeds = [31, 32, 33]
     opts = EnsembleOptions(first_layer=first_layer, dtype=torch.float64)
-    res = train_ensemble(arch, tcfg, X, y, masks, seeds, opts)  # fmt: skip
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, opts)
     assert res.extra["first_layer"] == first_layer
-    flat = train_ensemble(arch, TrainConfig(epochs=4, batch_size=6, **opt), X, y, masks, seeds,
-                          opts)  # fmt: skip
+    flat = train_ensemble(
+        arch, TrainConfig(epochs=4, batch_size=6, **opt), X, y, masks, seeds, opts
+    )
     assert not torch.allclose(res.params["W1"], flat.params["W1"])  # the schedule did something
     for k in range(3):
         rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
@@ -627,22 +648,29 @@ def test_fixed_order_matches_a_plain_in_order_loop(first_layer):
     of D, a left-out record removed from its batch, an empty batch a skipped step."""
     X, y = make_data(n=20, d=30)
     arch = arch_of("relu", "standard", False, width=8)
-    tcfg = TrainConfig(epochs=3, batch_size=6, lr=0.1, momentum=0.9, loss="cross_entropy",
-                       shuffle=False)  # fmt: skip
+    tcfg = TrainConfig(
+        epochs=3, batch_size=6, lr=0.1, momentum=0.9, loss="cross_entropy", shuffle=False
+    )
     masks = np.ones((3, 20), dtype=bool)
     masks[1, 7] = False  # the out model of record 7: batch 1 holds 5 records
     masks[2, 6:12] = False  # batch 1 empty: 3 updates per epoch
     seeds = [41, 42, 43]
     opts = EnsembleOptions(first_layer=first_layer, dtype=torch.float64)
-    res = train_ensemble(arch, tcfg, X, y, masks, seeds, opts)  # fmt: skip
+    res = train_ensemble(arch, tcfg, X, y, masks, seeds, opts)
     assert res.n_updates.tolist() == [12, 12, 9]
     for k in range(3):
         rp = ref_params(ref_train(arch, tcfg, X, y, masks[k], seeds[k], torch.float64), arch)
         for name, p in rp.items():
             torch.testing.assert_close(res.params[name][k], p, rtol=1e-9, atol=1e-10)
-    shuffled = train_ensemble(arch, TrainConfig(epochs=3, batch_size=6, lr=0.1, momentum=0.9,
-                              loss="cross_entropy"), X, y, masks, seeds,
-                              EnsembleOptions(dtype=torch.float64))  # fmt: skip
+    shuffled = train_ensemble(
+        arch,
+        TrainConfig(epochs=3, batch_size=6, lr=0.1, momentum=0.9, loss="cross_entropy"),
+        X,
+        y,
+        masks,
+        seeds,
+        EnsembleOptions(dtype=torch.float64),
+    )
     assert not torch.allclose(shuffled.params["W0"], res.params["W0"])
 
 

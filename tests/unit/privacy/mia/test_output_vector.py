@@ -122,7 +122,7 @@ def test_softmax_like_outputs_drop_the_constant_direction():
         "rank_deficient",
         "identical_sides",
         "two_classes_minimum_models",
-    ],  # fmt: skip
+    ],
 )
 def test_singular_cases_are_finite(case):
     """(c) No crash and a finite AUC in [0, 1] however singular the fit data."""
@@ -187,8 +187,11 @@ def _table_inputs(c: int = 3):
     differ = pd.DataFrame({"differ_idx": [5, 8], "label": [0, 2]})
     models_in = {"outputs_differ": rng.normal(size=(k, p, c)), "test_acc": np.full(k, 0.9)}
     models_in["outputs_differ"][:, 0, 1] *= 0.2  # record 5: in models shrink in one output
-    shard = {"records": np.array([5, 8]), "outputs_differ": rng.normal(size=(p, k, p, c)),
-             "test_acc": np.full((p, k), 0.8)}  # fmt: skip
+    shard = {
+        "records": np.array([5, 8]),
+        "outputs_differ": rng.normal(size=(p, k, p, c)),
+        "test_acc": np.full((p, k), 0.8),
+    }
     return differ, models_in, shard
 
 
@@ -223,9 +226,11 @@ def test_bad_score_is_a_config_error_naming_the_value():
     tiny = yaml.safe_load(TINY.read_text())
     for where, cfg in [
         ("mia.score", lc.deep_merge(tiny, {"mia": {"score": "logit"}})),
-        ("experiments.tiny.mia.score",
-         lc.deep_merge(tiny, {"experiments": {"tiny": {"mia": {"score": "logit"}}}})),
-    ]:  # fmt: skip
+        (
+            "experiments.tiny.mia.score",
+            lc.deep_merge(tiny, {"experiments": {"tiny": {"mia": {"score": "logit"}}}}),
+        ),
+    ]:
         with pytest.raises(ValueError, match=re.escape(f"{where}: 'logit'")):
             lc.load_config(cfg)
     config = lc.load_config(lc.deep_merge(tiny, {"mia": {"score": "output_vector"}}))

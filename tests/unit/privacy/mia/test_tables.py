@@ -10,8 +10,15 @@ from lood.privacy.mia.tables import attack_auc_columns, attack_tables, stack_mod
 from lood.privacy.signals import lira_score
 from lood.privacy.spec import AttacksSpec
 
-SPEC = dict(enabled=True, score="lira", variance="per_record", rmia_a=0.3, rmia_gamma=1.0,
-            free_in=False, alphas=[0.01, 0.001, 0.0])  # fmt: skip
+SPEC = dict(
+    enabled=True,
+    score="lira",
+    variance="per_record",
+    rmia_a=0.3,
+    rmia_gamma=1.0,
+    free_in=False,
+    alphas=[0.01, 0.001, 0.0],
+)
 
 
 def _job_arrays(rng, differ_idx, k=6, m=10, c=2, leak=None):
@@ -31,11 +38,13 @@ def _job_arrays(rng, differ_idx, k=6, m=10, c=2, leak=None):
     out_test = rng.normal(size=(p, k, m, c))
     shards = []
     for positions in ([2, 0], [1, 3]):
-        shards.append({
-            "records": np.asarray(differ_idx)[positions],
-            "outputs_differ": out_differ[positions].astype(np.float32),
-            "outputs_test": out_test[positions].astype(np.float32),
-        })  # fmt: skip
+        shards.append(
+            {
+                "records": np.asarray(differ_idx)[positions],
+                "outputs_differ": out_differ[positions].astype(np.float32),
+                "outputs_test": out_test[positions].astype(np.float32),
+            }
+        )
     differ = pd.DataFrame({"differ_idx": differ_idx, "label": labels})
     return differ, models_in, shards, out_differ.astype(np.float32), out_test.astype(np.float32)
 

@@ -47,9 +47,14 @@ from lood.train.spec import TrainConfig
 torch.set_num_threads(1)
 
 ARCH = Architecture(
-    depth=1, width=256, activation="relu", W_std=1.0, b_std=0.0, parameterization="ntk",
+    depth=1,
+    width=256,
+    activation="relu",
+    W_std=1.0,
+    b_std=0.0,
+    parameterization="ntk",
     n_outputs=10,
-)  # fmt: skip
+)
 TCFG = TrainConfig(epochs=30, lr=1.0, batch_size=32, momentum=0.9)
 
 
@@ -442,8 +447,13 @@ def test_stage_jobs_on_digits(digits, tmp_path):
 
     x, y = digits
     split = split_of(x[:400], y[:400], n_test=60)
-    spec = panoramia_spec(enabled=True, n_targets=2, classifier="logistic", n_examples=3,
-                          generator={"epochs": 3, "hidden": 32})  # fmt: skip
+    spec = panoramia_spec(
+        enabled=True,
+        n_targets=2,
+        classifier="logistic",
+        n_examples=3,
+        generator={"epochs": 3, "hidden": 32},
+    )
     members = member_split(400, spec)
     save_member_split(tmp_path / "split.npz", members)
     again = load_member_split(tmp_path / "split.npz")
@@ -452,8 +462,14 @@ def test_stage_jobs_on_digits(digits, tmp_path):
     gen = generate_nonmembers(split, members, spec)
     assert gen.grid["real"].shape == (10, 3, 64) and np.isfinite(gen.grid["generated"]).all()
     assert len(gen.sets.y_helper) == 200 and gen.metrics.n_generator[0] == 200
-    model = {"depth": 1, "width": 64, "activation": "relu", "W_std": 1.4, "b_std": 0.0,
-             "parameterization": "ntk"}  # fmt: skip
+    model = {
+        "depth": 1,
+        "width": 64,
+        "activation": "relu",
+        "W_std": 1.4,
+        "b_std": 0.0,
+        "parameterization": "ntk",
+    }
     train = {"epochs": 3, "batch_size": 32, "lr": 0.5, "momentum": 0.9, "device": "cpu"}
     dp = {"enabled": True, "noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-3}
     plain = train_panoramia_helper(make_job(split, model, train), gen.sets, spec)
@@ -476,20 +492,44 @@ def test_stage_jobs_on_digits(digits, tmp_path):
 def test_comparison_table_by_hand():
     from lood.privacy.panoramia.tables import COMPARISON_COLUMNS, panoramia_comparison
 
-    pano = pd.DataFrame({"eps_tilde": [0.5, 1.0, 0.0], "c_lb": 1.0, "c_plus_eps_lb": [1.5, 2.0, 1.0],
-                         "ceiling": 3.7, "mia_auc": [0.6, 0.7, 0.5], "baseline_auc": 0.8,
-                         "target_test_acc": [0.9, 0.92, 0.94]})  # fmt: skip
-    audit = pd.DataFrame({"m": 250, "r": 50, "v": [50, 40], "delta": 0.0, "confidence": 0.95,
-                          "eps_lower_bound": [2.78, 1.0]})  # fmt: skip
+    pano = pd.DataFrame(
+        {
+            "eps_tilde": [0.5, 1.0, 0.0],
+            "c_lb": 1.0,
+            "c_plus_eps_lb": [1.5, 2.0, 1.0],
+            "ceiling": 3.7,
+            "mia_auc": [0.6, 0.7, 0.5],
+            "baseline_auc": 0.8,
+            "target_test_acc": [0.9, 0.92, 0.94],
+        }
+    )
+    audit = pd.DataFrame(
+        {
+            "m": 250,
+            "r": 50,
+            "v": [50, 40],
+            "delta": 0.0,
+            "confidence": 0.95,
+            "eps_lower_bound": [2.78, 1.0],
+        }
+    )
     mia = pd.DataFrame({"mia_auc": [0.6, 0.8]})
     lood = pd.DataFrame({"kl_lood": [1.0, 3.0]})
-    both = panoramia_comparison({"a": math.inf, "b": 4.0}, {"a": pano, "b": pano},
-                                {"a": mia, "b": mia}, {"a": lood, "b": lood},
-                                {"a": audit, "b": audit})  # fmt: skip
+    both = panoramia_comparison(
+        {"a": math.inf, "b": 4.0},
+        {"a": pano, "b": pano},
+        {"a": mia, "b": mia},
+        {"a": lood, "b": lood},
+        {"a": audit, "b": audit},
+    )
     assert list(both.columns) == COMPARISON_COLUMNS and list(both.experiment) == ["a", "b"]
     row = both.iloc[1]
     assert (row.eps_accountant, row.eps_tilde_mean, row.eps_tilde_min, row.eps_tilde_max) == (
-        4.0, 0.5, 0.0, 1.0)  # fmt: skip
+        4.0,
+        0.5,
+        0.0,
+        1.0,
+    )
     assert row.c_plus_eps_lb_mean == pytest.approx(1.5) and row.n_targets == 3
     assert (row.audit_eps_lb_max, row.audit_eps_lb_mean, row.audit_runs) == (2.78, 1.89, 2)
     assert row.audit_ceiling == pytest.approx(math.log(0.05 ** (1 / 50) / (1 - 0.05 ** (1 / 50))))
