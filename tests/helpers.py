@@ -20,6 +20,20 @@ from lood.train.spec import TrainSpec
 REPO = Path(__file__).resolve().parents[1]  # the repository's root
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+#: The plot rules of the tiny config: what a plot-only change (e.g. plots.dpi) reruns.
+PLOT_RULES = frozenset(
+    {
+        "plot_correlation",
+        "plot_lood_all",
+        "plot_memorization",
+        "plot_landscape",
+        "plot_query",
+        "plot_influence",
+        "plot_audit",
+        "plot_inversion",
+        "plot_attacks",
+    }
+)
 
 
 def snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -25,24 +25,13 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from helpers import REPO, SNAKEMAKE, TINY
+from helpers import PLOT_RULES, REPO, SNAKEMAKE, TINY
 
 PROFILE = REPO / "profiles" / "slurm"
 START, STOP = (
     REPO / "tests" / "slurm" / "start_cluster.sh",
     REPO / "tests" / "slurm" / "stop_cluster.sh",
 )
-PLOT_RULES = {
-    "plot_correlation",
-    "plot_lood_all",
-    "plot_memorization",
-    "plot_landscape",
-    "plot_query",
-    "plot_influence",
-    "plot_audit",
-    "plot_inversion",
-    "plot_attacks",
-}
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
 pytestmark = pytest.mark.slurm

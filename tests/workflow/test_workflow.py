@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, SNAKEMAKE, TINY, planned_rules, snakemake, write_config
+from helpers import PLOT_RULES, REPO, SNAKEMAKE, TINY, planned_rules, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -113,18 +113,7 @@ def test_second_run_has_nothing_to_do(tiny_run):
 def test_plot_setting_reruns_only_plots(tiny_run, tmp_path):
     work, _ = tiny_run
     config = write_config(tmp_path / "c.yaml", lambda c: c["plots"].update(dpi=77))
-    assert planned_rules(snakemake(work, config, "-n")) == {
-        "all",
-        "plot_correlation",
-        "plot_lood_all",
-        "plot_memorization",
-        "plot_landscape",
-        "plot_query",
-        "plot_influence",
-        "plot_audit",
-        "plot_inversion",
-        "plot_attacks",
-    }
+    assert planned_rules(snakemake(work, config, "-n")) == {"all", *PLOT_RULES}
 
 
 def test_sigma2_reruns_lood_and_plots_but_no_training(tiny_run, tmp_path):
