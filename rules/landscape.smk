@@ -50,14 +50,40 @@ rule lood_landscape:
         "../workflow/scripts/lood_landscape.py"
 
 
+rule train_landscape:
+    """The landscape records' out models, re-trained (same masks and seeds as train_out), at the
+    landscape queries; checked against models/out_*.npz on the differing records."""
+    input:
+        split=rules.split.output.split,
+        differ=rules.split.output.differ,
+        queries=rules.landscape_queries.output.queries,
+        models_out=out_shards,
+    output:
+        outputs=f"{RESULTS}/{{experiment}}/landscape/out_outputs.npz",
+    params:
+        model=section("model"),
+        train=section("train"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/train_landscape.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/train_landscape.tsv"
+    threads: sized("train_landscape").threads
+    resources:
+        **sized("train_landscape").resources,
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow/scripts/train_landscape.py"
+
+
 rule mia_landscape:
-    """MIA AUC at the landscape queries: saved in models, out models re-trained (same seeds)."""
+    """MIA AUC at the landscape queries: saved in models, the re-trained out models' outputs."""
     input:
         split=rules.split.output.split,
         differ=rules.split.output.differ,
         queries=rules.landscape_queries.output.queries,
         weights_in=rules.train_in.output.weights,
-        models_out=out_shards,
+        out_outputs=rules.train_landscape.output.outputs,
     output:
         table=f"{RESULTS}/{{experiment}}/landscape/mia.csv",
         outputs=f"{RESULTS}/{{experiment}}/landscape/mia_outputs.npz",

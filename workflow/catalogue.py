@@ -265,14 +265,20 @@ RULES: dict[str, Rule] = {
         hint="landscape.n_points, landscape.n_records",
         stage="landscape",
     ),
-    "mia_landscape": Rule(
-        lambda s: s.training(
-            s.n_land * s.n_out,
-            s.n_differ + s.n_q,
-            extra_seconds=mia_seconds(s.n_q, s.splits, s.k_mia),
-        ),
+    "train_landscape": Rule(
+        lambda s: s.training(s.n_land * s.n_out, s.n_differ + s.n_q),
         gpu=True,
         hint="train.chunk_size (memory), landscape.n_records",
+        stage="landscape",
+        when=lambda c, e: c["landscape"]["mia"],
+    ),
+    "mia_landscape": Rule(
+        lambda s: light(
+            data_mb=s.data_mb + to_mb(8.0 * (s.n_in + s.n_out) * s.n_q * s.c),
+            kind="torch",
+            seconds=mia_seconds(s.n_q, s.splits, s.k_mia),
+        ),
+        hint="landscape.n_points, landscape.n_records",
         stage="landscape",
         when=lambda c, e: c["landscape"]["mia"],
     ),
