@@ -68,6 +68,14 @@ class HttpRange:
         return data
 
 
+def isolated_pip_env() -> dict[str, str]:
+    """This process's environment without pip's settings: no PIP_* variables, no config file, so
+    pip sees only the index given on its command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
 def installed_path(name: str) -> str | None:
     """Where a wheel member lands in the environment (site-packages-relative, scripts under
     bin/); None for the wheel's own .dist-info, which is unique per distribution."""
@@ -159,8 +167,7 @@ def resolve(
     """``pip install --dry-run --report`` of ``target`` with ``python``'s pip against
     ``index_url`` alone: no pip config files, no PIP_* variables (a site's local wheels and
     mirrors stay out)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
+    env = isolated_pip_env()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
         cmd = [

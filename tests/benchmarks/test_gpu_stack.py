@@ -113,11 +113,10 @@ def _fresh_venv(tmp_path: Path) -> str:
     to parse the CUDA wheels' metadata)."""
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     python = str(tmp_path / "venv" / "bin" / "python")
-    envvars = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     subprocess.run(
         [python, "-m", "pip", "install", "-q", "--upgrade", "pip", "--index-url", gpu_stack.PYPI],
         check=True,
-        env=envvars | {"PIP_CONFIG_FILE": os.devnull},
+        env=gpu_stack.isolated_pip_env(),
     )
     return python
 
@@ -149,7 +148,6 @@ def test_conda_pip_step_resolves_from_the_snakemake_copy(tmp_path):
         pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
         req = where / f"condaenv.{name}.requirements.txt"
         req.write_text("\n".join(pip) + "\n")
-        envvars = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         done = subprocess.run(
             [
                 python,
@@ -165,7 +163,7 @@ def test_conda_pip_step_resolves_from_the_snakemake_copy(tmp_path):
                 req.name,
             ],
             cwd=where,
-            env=envvars | {"PIP_CONFIG_FILE": os.devnull},
+            env=gpu_stack.isolated_pip_env(),
             capture_output=True,
             text=True,
         )
